@@ -1,0 +1,23 @@
+"""sb3-maxrl: Maximum Likelihood Reinforcement Learning for Stable-Baselines3."""
+
+import os
+
+import sb3_maxrl_envs  # noqa: F401  (registers the MaxRL/... gymnasium ids)
+
+from sb3_maxrl.common.estimators import ESTIMATORS, group_advantages, loo_weights, truncated_ml_weight
+from sb3_maxrl.common.start_states import StartStateWrapper, default_eval_seeds
+from sb3_maxrl.maxrl import MaxRL
+
+with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handler:
+    __version__ = file_handler.read().strip()
+
+__all__ = [
+    "ESTIMATORS",
+    "MaxRL",
+    "StartStateWrapper",
+    "__version__",
+    "default_eval_seeds",
+    "group_advantages",
+    "loo_weights",
+    "truncated_ml_weight",
+]

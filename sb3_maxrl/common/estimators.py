@@ -1,0 +1,310 @@
+"""Group advantage estimators: pure functions from per-rollout likelihoods to advantages.
+
+Every estimator maps a ``(G, N)`` array of per-rollout likelihoods in ``[0, 1]`` (``G`` start states,
+``N`` rollouts each) to a ``(G, N)`` array of advantages ``A``. The policy gradient of an update is
+``(1 / (G N)) sum_groups sum_i A_i S_i`` with ``S_i`` the score (sum of log-prob gradients) of rollout ``i``.
+The exact expectation of each estimator is stated in its docstring and tested in ``tests/test_estimators.py``
+(see ``shared/MATH.md``); ``w_T(p) = (1 - (1 - p)^T) / p`` is the weight of the truncated ML objective ``J_T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Literal, TypeVar
+
+import numpy as np
+import torch
+from scipy.special import roots_legendre
+
+ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
+
+EstimatorName = Literal["maxrl", "maxrl_raw", "maxrl_full_cv", "maxrl_general", "reinforce", "rloo", "grpo", "dr_grpo"]
+BaselineName = Literal["loo_pass", "loo_omega_mean", "group", "none"]
+BASELINES: tuple[str, ...] = ("loo_pass", "loo_omega_mean", "group", "none")
+
+
+def truncated_ml_weight(pass_rate: float | np.ndarray, truncation: int) -> float | np.ndarray:
+    """
+    ``w_T(p) = sum_{k < T} (1 - p)^k = (1 - (1 - p)^T) / p``: grad J_T = w_T(p) grad p.
+
+    :param pass_rate: the pass rate ``p`` in ``[0, 1]`` (``w_T(0) = T``)
+    :param truncation: the truncation level ``T >= 1`` (1: RL, infinity: maximum likelihood)
+    :return: the weight, same shape as ``pass_rate``
+    """
+    fail = 1.0 - np.asarray(pass_rate, dtype=np.float64)
+    return np.sum(fail[..., None] ** np.arange(truncation), axis=-1)
+
+
+def _check_likelihoods(likelihoods: torch.Tensor) -> None:
+    if likelihoods.ndim != 2:
+        raise ValueError(
+            f"likelihoods must be a 2-D (n_groups, group_size) array, got shape {tuple(likelihoods.shape)}; "
+            "reshape to one row per start state."
+        )
+    if likelihoods.shape[1] < 2:
+        raise ValueError(
+            f"group_size must be >= 2 (got {likelihoods.shape[1]}): every estimator compares the rollouts "
+            "of one start state, so collect at least two per start state."
+        )
+    if not torch.isfinite(likelihoods).all():
+        raise ValueError("likelihoods contain NaN or inf; the environment must report a finite likelihood in [0, 1].")
+    if (likelihoods < 0).any() or (likelihoods > 1).any():
+        bad = likelihoods[(likelihoods < 0) | (likelihoods > 1)][0].item()
+        raise ValueError(
+            f"likelihoods must lie in [0, 1], got {bad!r}; rescale the likelihood so its peak is <= 1 "
+            "(a constant factor does not change the maximum-likelihood gradient)."
+        )
+
+
+def _check_truncation(truncation: int | None, group_size: int) -> int:
+    if truncation is None:
+        return group_size
+    if isinstance(truncation, bool) or not isinstance(truncation, int | np.integer):
+        raise TypeError(f"truncation must be an int in [1, group_size] or None, got {truncation!r}.")
+    if not 1 <= truncation <= group_size:
+        raise ValueError(
+            f"truncation must be in [1, group_size={group_size}], got {truncation}: the leave-one-out weights "
+            "can only estimate (1 - p)^k for k < N. Use truncation=None for T = N (the default)."
+        )
+    return int(truncation)
+
+
+@lru_cache(maxsize=32)
+def _unit_interval_quadrature(n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes and weights mapped to ``[0, 1]`` (exact for polynomials of degree < 2 n_nodes)."""
+    nodes, weights = roots_legendre(n_nodes)
+    return torch.from_numpy((nodes + 1.0) / 2.0), torch.from_numpy(weights / 2.0)
+
+
+def _loo_weights_full(likelihoods: torch.Tensor, max_elements: int = 2**24) -> torch.Tensor:
+    """``T = N``: ``omega_i = N * int_0^1 prod_{j != i} (1 - t l_j) dt``, exact by Gauss-Legendre quadrature."""
+    n_groups, group_size = likelihoods.shape
+    nodes, weights = _unit_interval_quadrature((group_size + 1) // 2)
+    omega = torch.empty_like(likelihoods)
+    groups_per_chunk = max(1, max_elements // (group_size * len(nodes)))
+    for start in range(0, n_groups, groups_per_chunk):
+        chunk = likelihoods[start : start + groups_per_chunk]
+        log_factors = torch.log1p(-nodes * chunk[..., None])  # (g, N, nodes); 1 - t l > 0 since t < 1
+        leave_one_out = log_factors.sum(dim=1, keepdim=True) - log_factors
+        omega[start : start + groups_per_chunk] = group_size * (torch.exp(leave_one_out) @ weights)
+    return omega
+
+
+def _loo_weights_truncated(likelihoods: torch.Tensor, truncation: int) -> torch.Tensor:
+    """``T < N``: U-statistics ``E_k`` of the others' failure values by the normalized recurrence, summed for k < T.
+
+    ``E_k(m) = ((m - k) / m) E_k(m - 1) + (k / m) a_m E_{k-1}(m - 1)`` is a convex combination, so values stay
+    in ``[0, 1]``; row ``i`` of the recurrence skips sample ``i`` (leave-one-out). Cost ``O(G N^2 T)``.
+    """
+    n_groups, group_size = likelihoods.shape
+    failures = 1.0 - likelihoods
+    orders = torch.arange(truncation, dtype=likelihoods.dtype)
+    moments = torch.zeros(n_groups, group_size, truncation, dtype=likelihoods.dtype)
+    moments[..., 0] = 1.0
+    seen = torch.zeros(group_size, dtype=likelihoods.dtype)
+    rows = torch.arange(group_size)
+    for j in range(group_size):
+        updated = rows != j
+        count = (seen + 1.0)[:, None]
+        keep = torch.clamp((count - orders) / count, min=0.0)
+        add = orders / count
+        shifted = torch.nn.functional.pad(moments[..., :-1], (1, 0))
+        candidate = keep * moments + add * failures[:, j, None, None] * shifted
+        moments = torch.where(updated[None, :, None], candidate, moments)
+        seen = seen + updated.to(seen.dtype)
+    return moments.sum(dim=-1)
+
+
+def loo_weights(likelihoods: ArrayT, truncation: int | None = None) -> ArrayT:
+    """
+    Leave-one-out weights ``omega_i``, unbiased for ``w_T(p)`` and independent of rollout ``i``.
+
+    ``omega_i = sum_{k < T} E_k(a_{-i})`` with ``a_j = 1 - l_j`` and ``E_k`` the U-statistic (elementary
+    symmetric polynomial over ``C(N - 1, k)``) of the other ``N - 1`` failure values: the minimum-variance
+    unbiased estimator of ``(1 - p)^k``. For binary likelihoods and ``T = N``: ``omega = N / K`` for
+    successes and ``N / (K + 1)`` for failures. Always ``1 <= omega <= T``. Computed in float64.
+
+    :param likelihoods: ``(G, N)`` per-rollout likelihoods in ``[0, 1]``
+    :param truncation: ``T`` in ``[1, N]``; ``None`` means ``T = N``
+    :return: ``omega``, same shape, type and dtype as ``likelihoods``
+    """
+    values = _as_float64_tensor(likelihoods)
+    _check_likelihoods(values)
+    truncation = _check_truncation(truncation, values.shape[1])
+    if truncation == values.shape[1]:
+        omega = _loo_weights_full(values)
+    elif truncation == 1:
+        omega = torch.ones_like(values)
+    else:
+        omega = _loo_weights_truncated(values, truncation)
+    return _like(omega, likelihoods)
+
+
+def _reinforce(likelihoods: torch.Tensor) -> torch.Tensor:
+    """``A_i = l_i``: E = grad p (T = 1)."""
+    return likelihoods.clone()
+
+
+def _rloo(likelihoods: torch.Tensor) -> torch.Tensor:
+    """``A_i = l_i - mean_{j != i} l_j``: E = grad p."""
+    group_size = likelihoods.shape[1]
+    return group_size / (group_size - 1) * (likelihoods - likelihoods.mean(dim=1, keepdim=True))
+
+
+def _dr_grpo(likelihoods: torch.Tensor) -> torch.Tensor:
+    """``A_i = l_i - mean``: E = (1 - 1/N) grad p."""
+    return likelihoods - likelihoods.mean(dim=1, keepdim=True)
+
+
+def _grpo(likelihoods: torch.Tensor, eps: float) -> torch.Tensor:
+    """``A_i = (l_i - mean) / (std + eps)``, Bessel-corrected std: biased, no member of the J_T family."""
+    return _dr_grpo(likelihoods) / (likelihoods.std(dim=1, keepdim=True) + eps)
+
+
+def _success_normalized(likelihoods: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``N l_i / K`` (0 where ``K = sum_j l_j = 0``) and the mask of groups with ``K > 0``."""
+    total = likelihoods.sum(dim=1, keepdim=True)
+    has_success = total > 0
+    ratio = likelihoods.shape[1] * likelihoods / torch.where(has_success, total, torch.ones_like(total))
+    return ratio, has_success
+
+
+def _maxrl_raw(likelihoods: torch.Tensor) -> torch.Tensor:
+    """Paper Theorem 2: ``A_i = N l_i / K`` (0 if K = 0), the mean score of the successes. E = w_N(p) grad p."""
+    return _success_normalized(likelihoods)[0]
+
+
+def _maxrl(likelihoods: torch.Tensor) -> torch.Tensor:
+    """The official code, ``(l - mean) / mean``: ``N l_i / K - 1`` if K > 0 else 0. E = w_{N-1}(p) grad p."""
+    ratio, has_success = _success_normalized(likelihoods)
+    return torch.where(has_success, ratio - 1.0, torch.zeros_like(ratio))
+
+
+def _maxrl_full_cv(likelihoods: torch.Tensor) -> torch.Tensor:
+    """``N l_i / K - 1``, with the -1 control variate kept on all-fail groups. E = w_N(p) grad p."""
+    return _success_normalized(likelihoods)[0] - 1.0
+
+
+def _maxrl_general(likelihoods: torch.Tensor, truncation: int, baseline: str | float) -> torch.Tensor:
+    """``A_i = omega_i l_i - b_i``. E = w_T(p) grad p for every baseline built from the other rollouts only."""
+    omega = loo_weights(likelihoods, truncation)
+    weighted = omega * likelihoods
+    group_size = likelihoods.shape[1]
+    if baseline == "none":
+        return weighted
+    if baseline == "loo_pass":
+        return weighted - _others_pass_probability(likelihoods)
+    if baseline == "loo_omega_mean":
+        others_mean = (likelihoods.sum(dim=1, keepdim=True) - likelihoods) / (group_size - 1)
+        return weighted - omega * others_mean
+    if baseline == "group":
+        return weighted - (1.0 - torch.prod(1.0 - likelihoods, dim=1, keepdim=True))
+    if isinstance(baseline, int | float) and not isinstance(baseline, bool):
+        return weighted - float(baseline)
+    raise ValueError(f"Unknown baseline {baseline!r}: use one of {BASELINES} or a float constant.")
+
+
+def _others_pass_probability(likelihoods: torch.Tensor) -> torch.Tensor:
+    """``1 - prod_{j != i} (1 - l_j)``, computed in log space, exact where another rollout has ``l = 1``."""
+    is_one = likelihoods == 1.0
+    log_fail = torch.log1p(-torch.where(is_one, torch.zeros_like(likelihoods), likelihoods))
+    others_log_fail = log_fail.sum(dim=1, keepdim=True) - log_fail
+    others_certain = is_one.sum(dim=1, keepdim=True) - is_one.long() > 0
+    return torch.where(others_certain, torch.ones_like(likelihoods), -torch.expm1(others_log_fail))
+
+
+_SIMPLE_ESTIMATORS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "maxrl": _maxrl,
+    "maxrl_raw": _maxrl_raw,
+    "maxrl_full_cv": _maxrl_full_cv,
+    "reinforce": _reinforce,
+    "rloo": _rloo,
+    "dr_grpo": _dr_grpo,
+}
+ESTIMATORS: tuple[str, ...] = (*_SIMPLE_ESTIMATORS, "maxrl_general", "grpo")
+
+
+def check_estimator_args(estimator: str, truncation: int | None, group_size: int, baseline: str | float) -> None:
+    """
+    Validate an estimator configuration before any rollout is collected.
+
+    :param estimator: one of :data:`ESTIMATORS`
+    :param truncation: ``T`` for ``maxrl_general`` (``None`` = N); must be ``None`` for the others
+    :param group_size: ``N``, rollouts per start state
+    :param baseline: the baseline of ``maxrl_general``
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
+    if isinstance(group_size, bool) or not isinstance(group_size, int | np.integer) or group_size < 2:
+        raise ValueError(
+            f"group_size must be an int >= 2, got {group_size!r}: the estimators compare rollouts of the same "
+            "start state, so use group_size=2 or more (the paper uses 16 to 128)."
+        )
+    if estimator == "maxrl_general":
+        _check_truncation(truncation, group_size)
+    elif truncation is not None:
+        raise ValueError(
+            f"truncation={truncation} only applies to estimator='maxrl_general' (the leave-one-out family); "
+            f"'{estimator}' has a fixed target. Use estimator='maxrl_general' or truncation=None."
+        )
+    is_number = isinstance(baseline, int | float) and not isinstance(baseline, bool)
+    if not is_number and baseline not in BASELINES:
+        raise ValueError(f"Unknown baseline {baseline!r}: use one of {BASELINES} or a float constant.")
+
+
+def group_advantages(
+    likelihoods: ArrayT,
+    estimator: EstimatorName | str = "maxrl",
+    truncation: int | None = None,
+    *,
+    baseline: BaselineName | float = "loo_pass",
+    eps: float = 1e-6,
+) -> ArrayT:
+    """
+    Advantages of every rollout from the likelihoods of its group (one row per start state).
+
+    Estimators (``shared/MATH.md``), with the expectation of ``(1/N) sum_i A_i S_i``:
+
+    - ``"reinforce"``: ``l_i``; grad p.  ``"rloo"``: ``l_i`` minus the others' mean; grad p.
+    - ``"grpo"``: ``(l_i - mean) / (std + eps)``; biased.  ``"dr_grpo"``: ``l_i - mean``; ``(1 - 1/N)`` grad p.
+    - ``"maxrl_raw"``: ``N l_i / K`` (0 if ``K = 0``); ``w_N(p)`` grad p (paper, Theorem 2).
+    - ``"maxrl"``: ``N l_i / K - 1`` (0 if ``K = 0``), the official code; ``w_{N-1}(p)`` grad p.
+    - ``"maxrl_full_cv"``: ``N l_i / K - 1`` always; ``w_N(p)`` grad p.
+    - ``"maxrl_general"``: ``omega_i l_i - b_i`` with leave-one-out weights (:func:`loo_weights`), for
+      continuous likelihoods and any ``T``; ``w_T(p)`` grad p for the leave-one-out baselines.
+
+    :param likelihoods: ``(G, N)`` per-rollout likelihoods in ``[0, 1]`` (torch tensor or numpy array)
+    :param estimator: the estimator's name, see :data:`ESTIMATORS`
+    :param truncation: ``T`` of ``maxrl_general`` in ``[1, N]``, ``None`` for ``T = N``
+    :param baseline: baseline ``b_i`` of ``maxrl_general``: ``"loo_pass"`` (``1 - prod_{j != i}(1 - l_j)``,
+        unbiased), ``"loo_omega_mean"`` (``omega_i`` times the others' mean, unbiased), ``"group"``
+        (``1 - prod_j (1 - l_j)``: zero-sum, equals ``"maxrl"`` for binary l, not leave-one-out), ``"none"``,
+        or a float constant (unbiased)
+    :param eps: added to GRPO's standard deviation
+    :return: advantages, same shape, type and dtype as ``likelihoods``
+    """
+    values = _as_float64_tensor(likelihoods)
+    _check_likelihoods(values)
+    check_estimator_args(estimator, truncation, values.shape[1], baseline)
+    if estimator == "maxrl_general":
+        advantages = _maxrl_general(values, _check_truncation(truncation, values.shape[1]), baseline)
+    elif estimator == "grpo":
+        advantages = _grpo(values, eps)
+    else:
+        advantages = _SIMPLE_ESTIMATORS[estimator](values)
+    return _like(advantages, likelihoods)
+
+
+def _as_float64_tensor(values: torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(device="cpu", dtype=torch.float64)
+    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+
+def _like(result: torch.Tensor, reference: ArrayT) -> ArrayT:
+    if isinstance(reference, torch.Tensor):
+        dtype = reference.dtype if reference.is_floating_point() else torch.get_default_dtype()
+        return result.to(device=reference.device, dtype=dtype)
+    dtype = reference.dtype if np.issubdtype(reference.dtype, np.floating) else np.float64
+    return result.numpy().astype(dtype, copy=False)

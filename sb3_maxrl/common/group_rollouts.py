@@ -1,0 +1,171 @@
+"""Run ``group_size`` complete episodes from each of several start states on any VecEnv.
+
+Env slots are handed episodes from one queue: a slot that finishes takes the next pending episode (its start
+seed queued one episode ahead in the slot's :class:`~sb3_maxrl.common.start_states.StartStateWrapper`, so the
+VecEnv's auto-reset starts it). Once the queue is empty, finishing slots start throw-away episodes whose steps
+are marked -1 and never enter a gradient. Training and pass@k evaluation both use :func:`collect_group_episodes`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
+
+from sb3_maxrl.common.buffers import GroupRolloutBuffer
+from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, episode_likelihood
+from sb3_maxrl.common.type_aliases import EpisodeBatch
+
+#: ``act(observations) -> (env_actions, stored_actions, log_probs)``
+ActFn = Callable[[VecEnvObs], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: ``step_hook(new_observations, infos, dones, finished_slots) -> keep_going``; ``finished_slots`` are the env
+#: slots whose kept episode ended at this step.
+StepHook = Callable[[VecEnvObs, list[dict[str, Any]], np.ndarray, list[int]], bool]
+StartStateCheck = Literal["raise", "warn", "off"]
+
+_WORKER_ERRORS = (EOFError, BrokenPipeError, ConnectionResetError)
+
+
+class StartStateMismatchError(RuntimeError):
+    """The episodes of one group did not start from the same state although they were reset with one seed."""
+
+
+class _GroupSchedule:
+    """Which episode every env slot runs now and next, and the queue of episodes not yet started."""
+
+    def __init__(self, env: VecEnv, group_seeds: Sequence[int], group_size: int):
+        self.env = env
+        self.group_seeds = [int(s) for s in group_seeds]
+        self.group_size = group_size
+        self.pending = deque(range(len(group_seeds) * group_size))
+        self.current = np.array([self._pop() for _ in range(env.num_envs)], dtype=np.int64)
+        self.upcoming = np.array([self._pop() for _ in range(env.num_envs)], dtype=np.int64)
+        for slot in range(env.num_envs):
+            seeds = [self.seed_of(e) for e in (self.current[slot], self.upcoming[slot]) if e >= 0]
+            env.env_method("set_start_schedule", seeds, indices=[slot])
+
+    def _pop(self) -> int:
+        return self.pending.popleft() if self.pending else -1
+
+    def seed_of(self, episode: int) -> int:
+        return self.group_seeds[episode // self.group_size]
+
+    def advance(self, slot: int) -> None:
+        """Slot ``slot`` finished its episode and auto-reset into its upcoming one; queue the next."""
+        self.current[slot] = self.upcoming[slot]
+        self.upcoming[slot] = self._pop()
+        if self.upcoming[slot] >= 0:
+            self.env.env_method("schedule_start_seed", self.seed_of(int(self.upcoming[slot])), indices=[slot])
+
+    def describe_in_flight(self) -> str:
+        return ", ".join(f"slot {slot}: start seed {self.seed_of(e)}" for slot, e in enumerate(self.current) if e >= 0)
+
+
+def collect_group_episodes(
+    env: VecEnv,
+    group_seeds: Sequence[int],
+    group_size: int,
+    act: ActFn,
+    *,
+    buffer: GroupRolloutBuffer | None = None,
+    step_hook: StepHook | None = None,
+    likelihood_key: str = LIKELIHOOD_KEY,
+    max_episode_steps: int = 10_000,
+    start_state_check: StartStateCheck = "raise",
+) -> EpisodeBatch:
+    """
+    Run ``group_size`` complete episodes from each start seed, filling ``buffer`` if given.
+
+    :param env: a VecEnv whose envs are wrapped in ``StartStateWrapper``; it is reset first
+    :param group_seeds: the start seed of every group
+    :param group_size: episodes per start seed
+    :param act: the policy: observations -> (actions for the env, actions to store, log-probabilities)
+    :param buffer: where to store the steps (None: only count outcomes, as evaluation does)
+    :param step_hook: called after every VecEnv step; returning False stops the collection
+    :param likelihood_key: info key of a continuous likelihood (else ``info["is_success"]`` is used)
+    :param max_episode_steps: an episode longer than this is an error (MaxRL needs episodic tasks)
+    :param start_state_check: what to do when two episodes of a group start from different observations
+    :return: the episodes' outcomes
+    """
+    n_episodes = len(group_seeds) * group_size
+    likelihoods = np.full(n_episodes, np.nan)
+    lengths = np.zeros(n_episodes, dtype=np.int64)
+    fingerprints: dict[int, int] = {}
+    schedule = _GroupSchedule(env, group_seeds, group_size)
+    observations = env.reset()
+    steps_in_episode = np.zeros(env.num_envs, dtype=np.int64)
+    n_finished, env_steps = 0, 0
+    while n_finished < n_episodes:
+        env_actions, stored_actions, log_probs = act(observations)
+        try:
+            new_observations, _, dones, infos = env.step(env_actions)
+        except _WORKER_ERRORS as error:
+            raise RuntimeError(
+                f"An env worker process died while running episodes ({schedule.describe_in_flight()}); "
+                "its traceback is printed above. Reproduce it with the env and start seed named here "
+                "in a DummyVecEnv to debug."
+            ) from error
+        env_steps += env.num_envs
+        if buffer is not None:
+            buffer.add(observations, stored_actions, log_probs, schedule.current)
+        kept = schedule.current >= 0
+        lengths[schedule.current[kept]] += 1
+        steps_in_episode += 1
+        finished_slots = []
+        for slot in np.flatnonzero(dones):
+            episode = int(schedule.current[slot])
+            if episode >= 0:
+                info = infos[slot]
+                likelihoods[episode] = episode_likelihood(info, likelihood_key)
+                _check_start_state(info, schedule, episode, fingerprints, start_state_check)
+                finished_slots.append(int(slot))
+                n_finished += 1
+            schedule.advance(int(slot))
+            steps_in_episode[slot] = 0
+        overlong = (steps_in_episode > max_episode_steps) & (schedule.current >= 0)
+        if overlong.any():
+            slot = int(np.flatnonzero(overlong)[0])
+            raise RuntimeError(
+                f"An episode from start seed {schedule.seed_of(int(schedule.current[slot]))} ran {max_episode_steps} "
+                "steps without terminating. MaxRL needs episodic tasks: give the env a time limit "
+                "(gymnasium.wrappers.TimeLimit or max_episode_steps=... in gym.make) or raise max_episode_steps."
+            )
+        observations = new_observations
+        if step_hook is not None and not step_hook(new_observations, infos, dones, finished_slots):
+            return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps, completed=False)
+    return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps)
+
+
+def _check_start_state(
+    info: dict[str, Any], schedule: _GroupSchedule, episode: int, fingerprints: dict[int, int], check: StartStateCheck
+) -> None:
+    expected_seed = schedule.seed_of(episode)
+    if "start_seed" not in info:
+        raise RuntimeError(
+            "The final step's info has no 'start_seed': the env is not wrapped in StartStateWrapper, so MaxRL "
+            "cannot choose start states. Build VecEnvs with make_vec_env(..., wrapper_class=StartStateWrapper)."
+        )
+    if info["start_seed"] != expected_seed:
+        raise RuntimeError(
+            f"An episode scheduled from start seed {expected_seed} started from seed {info['start_seed']}: something "
+            "reset the env outside the VecEnv's auto-reset. Do not reset envs inside wrappers when MaxRL trains."
+        )
+    if check == "off":
+        return
+    group = episode // schedule.group_size
+    first = fingerprints.setdefault(group, info["start_fingerprint"])
+    if first != info["start_fingerprint"]:
+        message = (
+            f"Two episodes reset with seed {expected_seed} began with different observations: the env's start "
+            "state is not a function of reset(seed), so the episodes of a group do not share their start state. "
+            "Draw all start randomness from self.np_random after super().reset(seed=seed), or pass "
+            "start_state_check='warn' (or 'off') if only the observation is noisy."
+        )
+        if check == "raise":
+            raise StartStateMismatchError(message)
+        warnings.warn(message, stacklevel=3)

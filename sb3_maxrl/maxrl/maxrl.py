@@ -1,0 +1,340 @@
+"""Maximum Likelihood Reinforcement Learning (MaxRL)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import is_wrapped
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
+
+from sb3_maxrl.common.buffers import GroupRolloutBuffer
+from sb3_maxrl.common.estimators import BaselineName, EstimatorName, check_estimator_args, group_advantages, loo_weights
+from sb3_maxrl.common.group_rollouts import StartStateCheck, collect_group_episodes
+from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
+from sb3_maxrl.common.start_states import StartStateStream, StartStateWrapper
+from sb3_maxrl.common.type_aliases import EpisodeBatch
+from sb3_maxrl.maxrl.policies import CnnPolicy, MaxRLPolicy, MlpPolicy, MultiInputPolicy
+
+SelfMaxRL = TypeVar("SelfMaxRL", bound="MaxRL")
+
+
+class MaxRL(OnPolicyAlgorithm):
+    """
+    Maximum Likelihood Reinforcement Learning (MaxRL): policy gradient on ``log p`` instead of the pass rate ``p``.
+
+    Every update runs ``group_size`` complete episodes from each of ``n_groups`` start states (one reset seed
+    per start state), turns the episodes' likelihoods (``info["is_success"]`` or ``info[likelihood_key]`` at the
+    end of an episode) into advantages with ``estimator``, and ascends
+    ``(1 / (G N)) sum_groups sum_i A_i sum_t log pi(a_t | s_t)``. There is no critic.
+
+    Paper: https://arxiv.org/abs/2602.02710
+    Code: https://github.com/tajwarfahim/maxrl (the estimator ``(r - mean) / mean``, here ``estimator="maxrl"``)
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, or a MaxRLPolicy subclass)
+    :param env: The environment to learn from (if registered in Gym, can be str); None to load a model later
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param group_size: N, episodes per start state (>= 2)
+    :param n_groups: G, start states per update; one update uses ``G * N`` complete episodes
+    :param estimator: "maxrl" (the paper's code, targets J_{N-1}), "maxrl_raw" / "maxrl_full_cv" (J_N),
+        "maxrl_general" (leave-one-out weights for continuous likelihoods, targets J_T), "reinforce", "rloo",
+        "grpo" or "dr_grpo"; see ``sb3_maxrl.group_advantages``
+    :param truncation: T of "maxrl_general" in [1, group_size]; None means T = N
+    :param baseline: the baseline of "maxrl_general" (see ``group_advantages``)
+    :param n_epochs: Passes over each update's episodes (1: fully on-policy, as in the paper)
+    :param batch_size: Steps per minibatch; None for one batch of all steps (as in the paper)
+    :param clip_range: PPO-style ratio clip for ``n_epochs > 1``; None for the plain score-function loss
+    :param ent_coef: Entropy coefficient for the loss calculation
+    :param max_grad_norm: The maximum value for the gradient clipping (None: no clipping)
+    :param train_seeds: A finite set of training start seeds; None for an infinite seeded stream
+    :param likelihood_key: info key of a continuous likelihood in [0, 1] (binary tasks use ``info["is_success"]``)
+    :param max_episode_steps: An episode longer than this raises an error (MaxRL needs episodic tasks)
+    :param start_state_check: "raise", "warn" or "off": what to do when two episodes of one group do not start
+        from the same observation (the env's ``reset(seed)`` does not fix its start state)
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
+    :param seed: Seed for the pseudo random generators and the start-state stream
+    :param device: Device (cpu, cuda, ...) on which the code should be run ("auto": cuda if available)
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: MaxRLPolicy
+    rollout_buffer: GroupRolloutBuffer  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: str | type[MaxRLPolicy] = "MlpPolicy",
+        env: GymEnv | str | None = None,
+        learning_rate: float | Schedule = 1e-3,
+        group_size: int = 16,
+        n_groups: int = 8,
+        estimator: EstimatorName | str = "maxrl",
+        truncation: int | None = None,
+        baseline: BaselineName | float = "loo_pass",
+        n_epochs: int = 1,
+        batch_size: int | None = None,
+        clip_range: float | Schedule | None = None,
+        ent_coef: float = 0.0,
+        max_grad_norm: float | None = 0.5,
+        train_seeds: Iterable[int] | None = None,
+        likelihood_key: str = LIKELIHOOD_KEY,
+        max_episode_steps: int = 10_000,
+        start_state_check: StartStateCheck = "raise",
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        check_estimator_args(estimator, truncation, group_size, baseline)
+        _check_positive_int("n_groups", n_groups, "one update needs at least one start state")
+        _check_positive_int("n_epochs", n_epochs, "use n_epochs=1 for the paper's fully on-policy update")
+        _check_positive_int("max_episode_steps", max_episode_steps, "it caps the length of one episode")
+        if batch_size is not None:
+            _check_positive_int("batch_size", batch_size, "or None for one batch of all steps")
+        if start_state_check not in ("raise", "warn", "off"):
+            raise ValueError(f"start_state_check must be 'raise', 'warn' or 'off', got {start_state_check!r}.")
+        super().__init__(
+            policy,
+            env,  # type: ignore[arg-type]
+            learning_rate=learning_rate,
+            n_steps=1,
+            gamma=1.0,
+            gae_lambda=1.0,
+            ent_coef=ent_coef,
+            vf_coef=0.0,
+            max_grad_norm=np.inf if max_grad_norm is None else max_grad_norm,
+            use_sde=False,
+            sde_sample_freq=-1,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+        )
+        self.group_size = int(group_size)
+        self.n_groups = int(n_groups)
+        self.estimator = estimator
+        self.truncation = truncation
+        self.baseline = baseline
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.clip_range = clip_range
+        self.train_seeds = None if train_seeds is None else [int(s) for s in train_seeds]
+        self.likelihood_key = likelihood_key
+        self.max_episode_steps = max_episode_steps
+        self.start_state_check = start_state_check
+        self.start_states: StartStateStream | None = None
+        if self.env is not None:
+            self._check_group_env(self.env)
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
+        )
+        self.policy = self.policy.to(self.device)
+        self.rollout_buffer = GroupRolloutBuffer(self.observation_space, self.action_space, self.device)
+        if self.start_states is None:
+            self.start_states = StartStateStream(self.seed, self.train_seeds)
+        if self.clip_range is not None:
+            self.clip_range = FloatSchedule(self.clip_range)
+
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        if not isinstance(env, VecEnv) and not is_wrapped(env, StartStateWrapper):
+            env = StartStateWrapper(env)
+        return BaseAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
+    def _check_group_env(self, env: VecEnv) -> None:
+        if not all(env.env_is_wrapped(StartStateWrapper)):
+            raise ValueError(
+                "MaxRL chooses the start state of every episode, so each env of the VecEnv must be wrapped in "
+                "sb3_maxrl.StartStateWrapper: make_vec_env(env_id, n_envs, wrapper_class=StartStateWrapper, ...) "
+                "(a gym.Env or an env id is wrapped automatically)."
+            )
+        if env.num_envs > self.n_groups * self.group_size:
+            warnings.warn(
+                f"n_envs={env.num_envs} exceeds the {self.n_groups * self.group_size} episodes of one update "
+                f"(n_groups x group_size): {env.num_envs - self.n_groups * self.group_size} env slots will idle. "
+                "Raise n_groups or use fewer envs."
+            )
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset)
+        self._check_group_env(self.env)  # type: ignore[arg-type]
+
+    def _act(self, observations: VecEnvObs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with th.no_grad():
+            actions, log_probs = self.policy(obs_as_tensor(observations, self.device))  # type: ignore[arg-type]
+        actions_np = actions.cpu().numpy()
+        env_actions = actions_np
+        if isinstance(self.action_space, spaces.Box):
+            env_actions = np.clip(actions_np, self.action_space.low, self.action_space.high)
+        return env_actions, actions_np, log_probs.cpu().numpy()
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: GroupRolloutBuffer,  # type: ignore[override]
+        n_rollout_steps: int = 0,
+    ) -> bool:
+        """
+        Run ``group_size`` complete episodes from each of ``n_groups`` new start states and compute advantages.
+
+        :param env: The training environment
+        :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
+        :param rollout_buffer: Buffer to fill with rollouts
+        :param n_rollout_steps: Unused: an update is a number of episodes, not of steps
+        :return: True if the update's episodes were all collected, False if a callback stopped training
+        """
+        assert self.start_states is not None
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+
+        def step_hook(new_obs: VecEnvObs, infos: list[dict[str, Any]], dones: np.ndarray, finished: list[int]) -> bool:
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer([infos[i] for i in finished], dones[finished])
+            return True
+
+        episodes = collect_group_episodes(
+            env,
+            self.start_states.take(self.n_groups),
+            self.group_size,
+            self._act,
+            buffer=rollout_buffer,
+            step_hook=step_hook,
+            likelihood_key=self.likelihood_key,
+            max_episode_steps=self.max_episode_steps,
+            start_state_check=self.start_state_check,
+        )
+        if not episodes.completed:
+            return False
+        advantages = group_advantages(
+            episodes.likelihood_matrix, self.estimator, self.truncation, baseline=self.baseline
+        )
+        rollout_buffer.finalize(episodes, advantages.reshape(-1))
+        self._record_rollout_stats(episodes, advantages)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def _record_rollout_stats(self, episodes: EpisodeBatch, advantages: np.ndarray) -> None:
+        likelihoods = episodes.likelihood_matrix
+        self.logger.record("rollout/pass_rate", float(likelihoods.mean()))
+        self.logger.record("rollout/frac_groups_all_fail", float((likelihoods.max(axis=1) == 0).mean()))
+        self.logger.record("rollout/frac_groups_all_pass", float((likelihoods.min(axis=1) == 1).mean()))
+        self.logger.record("rollout/utilization", episodes.utilization)
+        self.logger.record("rollout/group_ep_len_mean", float(episodes.lengths.mean()))
+        self.logger.record("rollout/advantage_std", float(advantages.std()))
+        self.logger.record("rollout/advantage_abs_max", float(np.abs(advantages).max()))
+        self.logger.record("rollout/frac_zero_advantage", float((advantages == 0).mean()))
+        if self.estimator == "maxrl_general":
+            omega = loo_weights(likelihoods, self.truncation)
+            self.logger.record("rollout/omega_mean", float(omega.mean()))
+            self.logger.record("rollout/omega_max", float(omega.max()))
+
+    def train(self) -> None:
+        """Update the policy with the episodes of the last ``collect_rollouts``."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = None if self.clip_range is None else self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
+        n_steps = len(self.rollout_buffer.step_episode_ids)
+        n_episodes = self.n_groups * self.group_size
+        policy_losses, entropy_losses, grad_norms, clip_fractions = [], [], [], []
+        for _ in range(self.n_epochs):
+            for batch in self.rollout_buffer.get(self.batch_size):
+                actions = batch.actions
+                if isinstance(self.action_space, spaces.Discrete):
+                    actions = actions.long().flatten()
+                log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
+                # sum over this minibatch's steps, scaled to an unbiased estimate of the full update's sum / (G N)
+                scale = n_steps / (len(batch.advantages) * n_episodes)
+                if clip_range is None:
+                    policy_loss = -(batch.advantages * log_prob).sum() * scale
+                else:
+                    ratio = th.exp(log_prob - batch.old_log_prob)
+                    clipped_ratio = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+                    policy_loss = -th.min(batch.advantages * ratio, batch.advantages * clipped_ratio).sum() * scale
+                    clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()).item())
+                entropy_loss = -th.mean(-log_prob if entropy is None else entropy)
+                loss = policy_loss + self.ent_coef * entropy_loss
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                grad_norm = th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                if not (th.isfinite(loss) and th.isfinite(grad_norm)):
+                    raise FloatingPointError(
+                        f"Non-finite loss ({loss.item()}) or gradient norm ({grad_norm.item()}) at num_timesteps="
+                        f"{self.num_timesteps}, update {self._n_updates + 1}; the policy was not updated. Lower the "
+                        "learning_rate, keep max_grad_norm set, or check the observations for NaN."
+                    )
+                self.policy.optimizer.step()
+                policy_losses.append(policy_loss.item())
+                entropy_losses.append(entropy_loss.item())
+                grad_norms.append(grad_norm.item())
+        self._n_updates += self.n_epochs
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/policy_gradient_loss", float(np.mean(policy_losses)))
+        self.logger.record("train/entropy_loss", float(np.mean(entropy_losses)))
+        self.logger.record("train/grad_norm", float(np.mean(grad_norms)))
+        self.logger.record("train/steps_per_update", n_steps)
+        if clip_range is not None:
+            self.logger.record("train/clip_range", clip_range)
+            self.logger.record("train/clip_fraction", float(np.mean(clip_fractions)))
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def learn(
+        self: SelfMaxRL,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "MaxRL",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMaxRL:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+
+def _check_positive_int(name: str, value: Any, hint: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r} ({hint}).")
