@@ -117,6 +117,7 @@ class GroupRolloutBuffer:
                 batch_observations: th.Tensor | dict[str, th.Tensor] = {k: v[index] for k, v in observations.items()}
             else:
                 batch_observations = observations[index]
+            samples = self.samples
             yield GroupRolloutSamples(
-                batch_observations, self.samples.actions[index], self.samples.old_log_prob[index], self.samples.advantages[index]
+                batch_observations, samples.actions[index], samples.old_log_prob[index], samples.advantages[index]
             )
