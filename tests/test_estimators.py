@@ -1,0 +1,246 @@
+"""Estimators against the exact expectations of shared/MATH.md, by exact enumeration on a softmax bandit."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from math import comb
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from sb3_maxrl import ESTIMATORS, group_advantages, loo_weights, truncated_ml_weight
+from sb3_maxrl.common.estimators import _loo_weights_full, _loo_weights_truncated
+
+LOGITS = np.array([0.3, -0.4, 0.1])
+BINARY_ARMS = np.array([1.0, 0.0, 0.0])
+CONTINUOUS_ARMS = np.array([0.9, 0.35, 0.05])
+
+
+def expected_gradient(arm_likelihoods: np.ndarray, group_size: int, estimator: str, **kwargs) -> tuple[np.ndarray, float]:
+    """E[(1/N) sum_i A_i grad log pi(a_i)] over every N-tuple of arms, and the pass rate p."""
+    probs = np.exp(LOGITS) / np.exp(LOGITS).sum()
+    tuples = np.array(list(itertools.product(range(len(probs)), repeat=group_size)))
+    tuple_probs = probs[tuples].prod(axis=1)
+    advantages = group_advantages(arm_likelihoods[tuples], estimator, **kwargs)
+    scores = np.eye(len(probs))[tuples] - probs  # (M, N, arms): grad_theta log softmax
+    per_tuple = (advantages[..., None] * scores).mean(axis=1)
+    return tuple_probs @ per_tuple, float(probs @ arm_likelihoods)
+
+
+def grad_pass_rate(arm_likelihoods: np.ndarray) -> np.ndarray:
+    probs = np.exp(LOGITS) / np.exp(LOGITS).sum()
+    return probs * (arm_likelihoods - probs @ arm_likelihoods)
+
+
+@pytest.mark.parametrize("group_size", [2, 3, 5])
+@pytest.mark.parametrize(
+    ("estimator", "arms", "target_truncation"),
+    [
+        ("reinforce", BINARY_ARMS, 1),
+        ("reinforce", CONTINUOUS_ARMS, 1),
+        ("rloo", BINARY_ARMS, 1),
+        ("rloo", CONTINUOUS_ARMS, 1),
+        ("maxrl_full_cv", BINARY_ARMS, None),  # N l / K is a ratio estimator: unbiased for binary l only
+    ],
+)
+def test_unbiased_estimators_hit_their_target(group_size, estimator, arms, target_truncation):
+    gradient, pass_rate = expected_gradient(arms, group_size, estimator)
+    target = truncated_ml_weight(pass_rate, target_truncation or group_size) * grad_pass_rate(arms)
+    np.testing.assert_allclose(gradient, target, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("group_size", [2, 3, 4, 6])
+def test_maxrl_raw_targets_j_n_and_practical_maxrl_targets_j_n_minus_1(group_size):
+    raw, pass_rate = expected_gradient(BINARY_ARMS, group_size, "maxrl_raw")
+    practical, _ = expected_gradient(BINARY_ARMS, group_size, "maxrl")
+    np.testing.assert_allclose(raw, truncated_ml_weight(pass_rate, group_size) * grad_pass_rate(BINARY_ARMS), atol=1e-10)
+    np.testing.assert_allclose(
+        practical, truncated_ml_weight(pass_rate, group_size - 1) * grad_pass_rate(BINARY_ARMS), atol=1e-10
+    )
+    assert not np.allclose(raw, practical, atol=1e-6), "J_N and J_{N-1} must be distinguishable here"
+
+
+def test_dr_grpo_is_scaled_pass_rate_gradient():
+    gradient, _ = expected_gradient(CONTINUOUS_ARMS, 4, "dr_grpo")
+    np.testing.assert_allclose(gradient, (1 - 1 / 4) * grad_pass_rate(CONTINUOUS_ARMS), atol=1e-10)
+
+
+@pytest.mark.parametrize("arms", [BINARY_ARMS, CONTINUOUS_ARMS], ids=["binary", "continuous"])
+@pytest.mark.parametrize("baseline", ["loo_pass", "loo_omega_mean", "none", 0.3])
+@pytest.mark.parametrize(("group_size", "truncation"), [(3, 1), (3, 2), (3, 3), (5, 2), (5, 4), (5, None)])
+def test_generalized_maxrl_targets_j_t(arms, baseline, group_size, truncation):
+    gradient, pass_rate = expected_gradient(arms, group_size, "maxrl_general", truncation=truncation, baseline=baseline)
+    target_t = group_size if truncation is None else truncation
+    target = truncated_ml_weight(pass_rate, target_t) * grad_pass_rate(arms)
+    np.testing.assert_allclose(gradient, target, rtol=0, atol=1e-10)
+
+
+def test_group_baseline_equals_practical_maxrl_for_binary_likelihoods():
+    likelihoods = np.array([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 1, 0, 0, 0]], dtype=float)
+    np.testing.assert_allclose(
+        group_advantages(likelihoods, "maxrl_general", baseline="group"), group_advantages(likelihoods, "maxrl"), atol=1e-12
+    )
+
+
+def test_biased_loo_mean_of_weighted_likelihoods_is_not_used():
+    """MATH.md 7: subtracting the others' mean of omega_j l_j is biased; our baselines are not that."""
+    likelihoods = np.array([[0.9, 0.2, 0.4]])
+    omega = loo_weights(likelihoods)
+    weighted = omega * likelihoods
+    invalid_baseline = (weighted.sum(axis=1, keepdims=True) - weighted) / 2
+    for baseline in ("loo_pass", "loo_omega_mean"):
+        advantages = group_advantages(likelihoods, "maxrl_general", baseline=baseline)
+        assert not np.allclose(advantages, weighted - invalid_baseline)
+
+
+def exact_loo_weights(values: list[Fraction], truncation: int) -> list[Fraction]:
+    group_size = len(values)
+    weights = []
+    for i in range(group_size):
+        failures = [1 - v for j, v in enumerate(values) if j != i]
+        elementary = [Fraction(1)] + [Fraction(0)] * (group_size - 1)
+        for a in failures:
+            for k in range(group_size - 1, 0, -1):
+                elementary[k] += a * elementary[k - 1]
+        weights.append(sum(elementary[k] / comb(group_size - 1, k) for k in range(truncation)))
+    return weights
+
+
+@pytest.mark.parametrize("group_size", [2, 3, 7, 12, 16])
+def test_loo_weights_match_exact_rational_arithmetic(group_size):
+    rng = np.random.default_rng(group_size)
+    numerators = rng.integers(0, 1001, size=group_size)
+    numerators[0], numerators[-1] = 0, 1000
+    values = [Fraction(int(n), 1000) for n in numerators]
+    likelihoods = np.array([[float(v) for v in values]])
+    for truncation in sorted({1, 2, max(1, group_size // 2), group_size - 1, group_size}):
+        exact = np.array([float(w) for w in exact_loo_weights(values, truncation)])
+        computed = loo_weights(likelihoods, truncation)[0]
+        np.testing.assert_allclose(computed, exact, rtol=1e-9, atol=0)
+
+
+def test_quadrature_and_recurrence_agree_at_t_equals_n():
+    likelihoods = torch.rand(3, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(_loo_weights_full(likelihoods), _loo_weights_truncated(likelihoods, 64), rtol=1e-11, atol=0)
+
+
+@pytest.mark.parametrize("group_size", [2, 5, 16, 64])
+def test_binary_weights_are_n_over_k(group_size):
+    rng = np.random.default_rng(group_size)
+    likelihoods = (rng.random((20, group_size)) < 0.4).astype(float)
+    omega = loo_weights(likelihoods)
+    successes = likelihoods.sum(axis=1, keepdims=True)
+    expected = np.where(likelihoods == 1, group_size / np.maximum(successes, 1), group_size / (successes + 1))
+    np.testing.assert_allclose(omega, expected, rtol=1e-12)
+    maxrl_raw = group_advantages(likelihoods, "maxrl_raw")
+    np.testing.assert_allclose(group_advantages(likelihoods, "maxrl_general", baseline="none"), maxrl_raw, rtol=1e-12)
+
+
+def test_weighted_mean_is_group_pass_probability():
+    """MATH.md 9: (1/N) sum_j omega_j l_j = 1 - prod_j (1 - l_j) exactly at T = N."""
+    likelihoods = np.random.default_rng(1).random((10, 33))
+    omega = loo_weights(likelihoods)
+    np.testing.assert_allclose((omega * likelihoods).mean(axis=1), 1 - np.prod(1 - likelihoods, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("group_size", [1024, 4096])
+@pytest.mark.parametrize("kind", ["binary", "continuous", "extremes"])
+def test_loo_weights_stay_finite_and_bounded_for_large_groups(group_size, kind):
+    rng = np.random.default_rng(0)
+    if kind == "binary":
+        likelihoods = (rng.random((2, group_size)) < 0.01).astype(float)
+    elif kind == "continuous":
+        likelihoods = rng.random((2, group_size)) ** 4
+    else:
+        likelihoods = rng.choice([0.0, 1.0, 1e-300, 0.5], size=(2, group_size), p=[0.9, 0.001, 0.089, 0.01])
+    omega = loo_weights(likelihoods)
+    assert np.isfinite(omega).all()
+    assert (omega >= 1 - 1e-9).all() and (omega <= group_size * (1 + 1e-9)).all()
+    for estimator in ESTIMATORS:
+        assert np.isfinite(group_advantages(likelihoods, estimator)).all(), estimator
+
+
+def test_truncated_weights_large_group():
+    likelihoods = np.random.default_rng(2).random((1, 256)) * 0.01
+    omega = loo_weights(likelihoods, truncation=32)
+    assert np.isfinite(omega).all() and (omega >= 1).all() and (omega <= 32).all()
+
+
+@pytest.mark.parametrize("estimator", ["maxrl", "maxrl_raw", "maxrl_general", "reinforce", "rloo", "grpo", "dr_grpo"])
+def test_all_fail_groups_give_zero_update(estimator):
+    assert (group_advantages(np.zeros((3, 8)), estimator) == 0).all()
+
+
+def test_full_control_variate_keeps_minus_one_on_all_fail_groups():
+    assert (group_advantages(np.zeros((1, 4)), "maxrl_full_cv") == -1).all()
+
+
+@pytest.mark.parametrize("estimator", ["maxrl", "maxrl_full_cv", "maxrl_general", "rloo", "grpo", "dr_grpo"])
+def test_all_success_groups_give_zero_update(estimator):
+    assert np.abs(group_advantages(np.ones((3, 8)), estimator)).max() < 1e-12
+
+
+def test_tensor_in_tensor_out_and_dtype_preserved():
+    likelihoods = torch.tensor([[1.0, 0.0, 0.5]], dtype=torch.float32)
+    advantages = group_advantages(likelihoods, "maxrl")
+    assert isinstance(advantages, torch.Tensor) and advantages.dtype == torch.float32
+    assert isinstance(group_advantages(likelihoods.numpy(), "rloo"), np.ndarray)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 12)), elements=st.floats(0, 1)),
+    st.sampled_from(ESTIMATORS),
+)
+def test_advantages_shape_and_finiteness(likelihoods, estimator):
+    advantages = group_advantages(likelihoods, estimator)
+    assert advantages.shape == likelihoods.shape
+    assert np.isfinite(advantages).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(2, 10)), elements=st.floats(0, 1)),
+    st.data(),
+)
+def test_loo_weights_bounds(likelihoods, data):
+    truncation = data.draw(st.integers(1, likelihoods.shape[1]))
+    omega = loo_weights(likelihoods, truncation)
+    assert omega.shape == likelihoods.shape
+    assert (omega >= 1 - 1e-12).all() and (omega <= truncation + 1e-9).all()
+    # omega_i does not depend on l_i
+    changed = likelihoods.copy()
+    changed[:, 0] = 1 - changed[:, 0]
+    np.testing.assert_allclose(loo_weights(changed, truncation)[:, 0], omega[:, 0], rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("likelihoods", "kwargs", "match"),
+    [
+        (np.zeros(4), {}, "2-D"),
+        (np.zeros((2, 1)), {}, "group_size must be >= 2"),
+        (np.array([[0.5, 1.2]]), {}, r"\[0, 1\]"),
+        (np.array([[0.5, -0.1]]), {}, r"\[0, 1\]"),
+        (np.array([[0.5, np.nan]]), {}, "NaN"),
+        (np.array([[0.5, np.inf]]), {}, "NaN or inf"),
+        (np.zeros((2, 4)), {"estimator": "ppo"}, "Unknown estimator"),
+        (np.zeros((2, 4)), {"estimator": "maxrl_general", "truncation": 5}, r"truncation must be in \[1, group_size=4\]"),
+        (np.zeros((2, 4)), {"estimator": "maxrl_general", "truncation": 0}, "truncation must be in"),
+        (np.zeros((2, 4)), {"estimator": "maxrl", "truncation": 2}, "only applies to estimator='maxrl_general'"),
+        (np.zeros((2, 4)), {"estimator": "maxrl_general", "baseline": "mean"}, "Unknown baseline"),
+    ],
+)
+def test_bad_input_is_a_clear_error(likelihoods, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        group_advantages(likelihoods, **kwargs)
+
+
+def test_truncated_ml_weight_limits():
+    assert truncated_ml_weight(0.25, 1) == pytest.approx(1.0)
+    assert truncated_ml_weight(0.25, 200) == pytest.approx(4.0)
+    assert truncated_ml_weight(0.0, 7) == pytest.approx(7.0)
