@@ -137,6 +137,7 @@ def collect_group_episodes(
             )
         observations = new_observations
         if step_hook is not None and not step_hook(new_observations, infos, dones, finished_slots):
+            env.env_method("set_start_schedule", [])
             return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps, completed=False)
     return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps)
 

@@ -79,8 +79,8 @@ class StartStateWrapper(gym.Wrapper):
     """
     Resets to scheduled start seeds, so the algorithm decides the start state of every auto-reset.
 
-    ``reset()`` without a seed takes the next scheduled seed (or none if the schedule is empty); an explicit
-    ``reset(seed=...)`` wins. The final step of every episode reports ``info["start_seed"]`` and
+    While seeds are scheduled, every reset takes the next one (it overrides a seed a VecEnv passes on its
+    first reset); with an empty schedule, resets behave as the wrapped env's. The final step of every episode reports ``info["start_seed"]`` and
     ``info["start_fingerprint"]`` (a hash of the first observation), with which the algorithm checks that
     ``reset(seed)`` really fixes the start state. ``MaxRL`` adds this wrapper itself to a ``gym.Env``; for
     a VecEnv you build, pass ``wrapper_class=StartStateWrapper`` to ``make_vec_env``.
@@ -111,7 +111,7 @@ class StartStateWrapper(gym.Wrapper):
         self._scheduled.append(int(seed))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        if seed is None and self._scheduled:
+        if self._scheduled:
             seed = self._scheduled.popleft()
         observation, info = self.env.reset(seed=seed, options=options)
         self._episode_seed = seed

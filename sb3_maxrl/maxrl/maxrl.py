@@ -150,7 +150,7 @@ class MaxRL(OnPolicyAlgorithm):
         self.start_states: StartStateStream | None = None
         if self.env is not None:
             self._check_group_env(self.env)
-        if _init_setup_model:
+        if _init_setup_model and self.observation_space is not None:
             self._setup_model()
 
     def _setup_model(self) -> None:
@@ -187,6 +187,17 @@ class MaxRL(OnPolicyAlgorithm):
             )
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """
+        Set the environment; a model created with ``env=None`` builds its policy for this env's spaces.
+
+        :param env: The environment for learning a policy
+        :param force_reset: Force call to ``reset()`` before training to avoid unexpected behavior
+        """
+        if self.observation_space is None:
+            env = self._wrap_env(env, self.verbose)
+            self.observation_space, self.action_space, self.n_envs = env.observation_space, env.action_space, env.num_envs
+            self.env = env
+            self._setup_model()
         super().set_env(env, force_reset)
         self._check_group_env(self.env)  # type: ignore[arg-type]
 

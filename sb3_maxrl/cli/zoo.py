@@ -1,0 +1,244 @@
+"""``maxrl-zoo``: rl-baselines3-zoo's train, enjoy and hyperparameter search with MaxRL as ``--algo maxrl``.
+
+rl-zoo3 has no plugin hook for algorithms: ``--algo`` choices come from the ``rl_zoo3.ALGOS`` dict and the
+Optuna samplers from ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER``. This launcher adds ``maxrl`` to both (and
+to ``HYPERPARAMS_CONVERTER``, used by ``--trial-id``), imports ``sb3_maxrl_envs`` and ``minigrid`` so their ids
+are registered, and then runs rl-zoo3's own ``train()`` / ``enjoy()`` with the remaining arguments::
+
+    maxrl-zoo train --algo maxrl --env MaxRL/Maze-9x9-v0 -n 100000 -conf zoo_configs/maxrl.yml
+    maxrl-zoo optimize --algo maxrl --env MaxRL/Digits-v0 -n 20000 --n-trials 10   # = train -optimize
+    maxrl-zoo enjoy --algo maxrl --env MaxRL/Maze-9x9-v0 -f logs --no-render -n 2000
+
+Without ``-conf``, ``train`` reads ``zoo_configs/<algo>.yml`` of the repository checkout this package is
+installed from (editable install: ``<repo>/zoo_configs``) when that file has an entry for ``--env``, else
+rl-zoo3's own ``hyperparams/<algo>.yml``. A wheel install has no ``zoo_configs/``: pass ``-conf``.
+
+While rl-zoo3 runs, its ``ExperimentManager`` is replaced by :class:`MaxRLExperimentManager`, which
+
+- wraps every env of a ``maxrl`` run in :class:`~sb3_maxrl.StartStateWrapper` when the config's
+  ``env_wrapper`` does not already (MaxRL chooses the start state of every episode);
+- evaluates MiniGrid-based ``MaxRL/...`` envs (the mazes, ``MaxRL/MiniGrid-v0``) with sampled actions, as
+  rl-zoo3 already does for raw MiniGrid ids: the pass rate of the sampling policy is what MaxRL optimizes,
+  and a greedy maze policy can turn in place until the step budget runs out;
+- prunes an Optuna trial whose update went non-finite (``FloatingPointError``), as rl-zoo3 does for
+  ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from torch import nn
+
+from sb3_maxrl import MaxRL, StartStateWrapper
+
+ALGO_NAME = "maxrl"
+SUBCOMMANDS = ("train", "optimize", "enjoy")
+#: ``<repo>/zoo_configs`` of the checkout this package is imported from (exists for an editable install).
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "zoo_configs"
+
+NET_ARCHS: dict[str, list[int]] = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def sample_maxrl_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]
+) -> dict[str, Any]:
+    """
+    Sample MaxRL hyperparameters (rl-zoo3's sampler signature).
+
+    The estimator is not sampled: the config's ``estimator`` (default ``"maxrl"``) is kept, so a search tunes
+    one estimator at a time and two estimators are compared at their own best settings.
+
+    :param trial: the Optuna trial
+    :param n_actions: size of a Box action space (unused; rl-zoo3 passes it for action noise)
+    :param n_envs: number of envs of the run; ``n_groups`` is raised so one update has at least ``n_envs``
+        episodes (otherwise env slots idle)
+    :param additional_args: rl-zoo3's extra arguments (HER settings; unused)
+    :return: keyword arguments for ``MaxRL``
+    """
+    sampled = {
+        "group_size": trial.suggest_categorical("group_size", [4, 8, 16, 32]),
+        "n_groups": trial.suggest_categorical("n_groups", [2, 4, 8, 16]),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True),
+        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.3, 5.0, log=True),
+        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.05, log=True),
+        "net_arch": trial.suggest_categorical("net_arch", list(NET_ARCHS)),
+        "activation_fn": trial.suggest_categorical("activation_fn", list(ACTIVATIONS)),
+    }
+    min_groups = math.ceil(n_envs / sampled["group_size"])
+    if sampled["n_groups"] < min_groups:
+        sampled["n_groups"] = min_groups
+        trial.set_user_attr("n_groups", min_groups)
+    trial.set_user_attr("episodes_per_update", sampled["n_groups"] * sampled["group_size"])
+    return convert_maxrl_params(sampled)
+
+
+def convert_maxrl_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
+    """
+    Turn sampled MaxRL parameters (names as in :func:`sample_maxrl_params`) into ``MaxRL`` keyword arguments.
+
+    :param sampled_params: the trial's parameters (``trial.params``)
+    :return: keyword arguments for ``MaxRL``, with ``net_arch`` and ``activation_fn`` in ``policy_kwargs``
+    """
+    hyperparams = dict(sampled_params)
+    policy_kwargs = {
+        "net_arch": NET_ARCHS[hyperparams.pop("net_arch")],
+        "activation_fn": ACTIVATIONS[hyperparams.pop("activation_fn")],
+    }
+    return {**hyperparams, "policy_kwargs": policy_kwargs}
+
+
+def register_maxrl() -> None:
+    """Add ``maxrl`` to rl-zoo3's algorithm, sampler and converter registries and register the env ids."""
+    import minigrid  # noqa: F401  (registers the MiniGrid-* ids)
+    import rl_zoo3
+    import rl_zoo3.hyperparams_opt
+    import sb3_maxrl_envs  # noqa: F401  (registers the MaxRL/... ids)
+
+    rl_zoo3.ALGOS[ALGO_NAME] = MaxRL
+    rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER[ALGO_NAME] = sample_maxrl_params
+    rl_zoo3.hyperparams_opt.HYPERPARAMS_CONVERTER[ALGO_NAME] = convert_maxrl_params
+
+
+def default_config(algo: str, env_id: str, config_dir: Path = CONFIG_DIR) -> str | None:
+    """
+    ``<config_dir>/<algo>.yml`` if it exists and has an entry for ``env_id`` (or a ``default`` one), else None.
+
+    :param algo: the rl-zoo3 algorithm name
+    :param env_id: the gymnasium id to train on
+    :param config_dir: where the launcher's YAML files are
+    :return: the path of the config file, or None to keep rl-zoo3's default
+    """
+    path = config_dir / f"{algo}.yml"
+    if not path.is_file():
+        return None
+    with open(path) as file:
+        entries = yaml.safe_load(file) or {}
+    return str(path) if env_id in entries or "default" in entries else None
+
+
+def _names_start_state_wrapper(entry: Any) -> bool:
+    name = next(iter(entry)) if isinstance(entry, dict) else entry
+    if isinstance(name, type):
+        return issubclass(name, StartStateWrapper)
+    return isinstance(name, str) and name.rsplit(".", 1)[-1] == StartStateWrapper.__name__
+
+
+def _with_start_state_wrapper(env_wrapper: Any) -> list[Any]:
+    """The config's ``env_wrapper`` entry as a list that ends with ``StartStateWrapper`` (a new list)."""
+    wrappers = [] if env_wrapper is None else list(env_wrapper) if isinstance(env_wrapper, list) else [env_wrapper]
+    if not any(_names_start_state_wrapper(entry) for entry in wrappers):
+        wrappers.append(f"{StartStateWrapper.__module__}.{StartStateWrapper.__name__}")
+    return wrappers
+
+
+def _make_experiment_manager_class() -> type:
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    class MaxRLExperimentManager(ExperimentManager):
+        """rl-zoo3's ``ExperimentManager`` with the fixes MaxRL needs (see the module docstring)."""
+
+        @staticmethod
+        def is_minigrid(env_id: str) -> bool:
+            """
+            Whether ``env_id`` is a MiniGrid env (rl-zoo3 then evaluates and enjoys it with sampled actions).
+
+            :param env_id: a gymnasium id
+            """
+            entry_point = ExperimentManager.entry_point(env_id)
+            return "minigrid" in entry_point or entry_point.startswith("sb3_maxrl_envs.maze:")
+
+        def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
+            if self.algo == ALGO_NAME:
+                hyperparams["env_wrapper"] = _with_start_state_wrapper(hyperparams.get("env_wrapper"))
+            return super()._preprocess_hyperparams(hyperparams)
+
+        def objective(self, trial: optuna.Trial) -> float:
+            try:
+                return super().objective(trial)
+            except FloatingPointError as error:
+                print(f"Pruning trial {trial.number}: {error}")
+                raise optuna.exceptions.TrialPruned() from error
+
+    return MaxRLExperimentManager
+
+
+@contextlib.contextmanager
+def _patched_zoo(prog: str, args: Sequence[str]) -> Iterator[None]:
+    """Run rl-zoo3 with ``sys.argv = [prog, *args]`` and :class:`MaxRLExperimentManager`; restore both after."""
+    import rl_zoo3.enjoy
+    import rl_zoo3.train
+
+    manager_class = _make_experiment_manager_class()
+    saved_argv = sys.argv
+    saved = {module: module.ExperimentManager for module in (rl_zoo3.train, rl_zoo3.enjoy)}
+    sys.argv = [prog, *args]
+    for module in saved:
+        module.ExperimentManager = manager_class  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        for module, original in saved.items():
+            module.ExperimentManager = original  # type: ignore[attr-defined]
+
+
+def _train_args(args: list[str]) -> list[str]:
+    """Add ``-conf`` with the launcher's default config when none is given and one matches."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("-conf", "--conf-file", default=None)
+    known, _ = parser.parse_known_args(args)
+    if known.conf_file is None:
+        config = default_config(known.algo, known.env)
+        if config is not None:
+            args = [*args, "-conf", config]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """
+    Entry point of ``maxrl-zoo {train,optimize,enjoy} [rl-zoo3 arguments]``.
+
+    :param argv: the arguments after the program name (default: ``sys.argv[1:]``)
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in SUBCOMMANDS:
+        print(
+            "usage: maxrl-zoo {train,optimize,enjoy} [rl-zoo3 arguments]\n"
+            "  train     rl-zoo3's train.py with --algo maxrl available (and -conf defaulting to zoo_configs/<algo>.yml)\n"
+            "  optimize  train with -optimize: an Optuna search with sb3_maxrl.cli.zoo.sample_maxrl_params\n"
+            "  enjoy     rl-zoo3's enjoy.py (add --no-render on a headless machine)\n"
+            "Run 'maxrl-zoo train -h' for rl-zoo3's options.",
+            file=sys.stderr,
+        )
+        raise SystemExit(0 if args and args[0] in ("-h", "--help") else 2)
+    command, rest = args[0], args[1:]
+    register_maxrl()
+    from rl_zoo3.enjoy import enjoy
+    from rl_zoo3.train import train
+
+    run: Callable[[], None]
+    if command == "enjoy":
+        run = enjoy
+    else:
+        run = train
+        rest = _train_args(rest)
+        if command == "optimize" and "-optimize" not in rest and "--optimize-hyperparameters" not in rest:
+            rest = [*rest, "-optimize"]
+    with _patched_zoo(f"maxrl-zoo {command}", rest):
+        run()
+
+
+if __name__ == "__main__":
+    main()
