@@ -150,7 +150,7 @@ class MaxRL(OnPolicyAlgorithm):
         self.start_states: StartStateStream | None = None
         if self.env is not None:
             self._check_group_env(self.env)
-        if _init_setup_model and self.observation_space is not None:
+        if _init_setup_model and getattr(self, "observation_space", None) is not None:
             self._setup_model()
 
     def _setup_model(self) -> None:
@@ -193,7 +193,7 @@ class MaxRL(OnPolicyAlgorithm):
         :param env: The environment for learning a policy
         :param force_reset: Force call to ``reset()`` before training to avoid unexpected behavior
         """
-        if self.observation_space is None:
+        if getattr(self, "observation_space", None) is None:
             env = self._wrap_env(env, self.verbose)
             self.observation_space, self.action_space, self.n_envs = env.observation_space, env.action_space, env.num_envs
             self.env = env
