@@ -82,8 +82,8 @@ class StartStateWrapper(gym.Wrapper):
     While seeds are scheduled, every reset takes the next one (it overrides a seed a VecEnv passes on its
     first reset); with an empty schedule, resets behave as the wrapped env's. The final step of every episode
     reports ``info["start_seed"]`` and ``info["start_fingerprint"]`` (a hash of the first observation), with
-    which the algorithm checks that ``reset(seed)`` really fixes the start state. ``MaxRL`` adds this wrapper itself to a ``gym.Env``; for
-    a VecEnv you build, pass ``wrapper_class=StartStateWrapper`` to ``make_vec_env``.
+    which the algorithm checks that ``reset(seed)`` really fixes the start state. ``MaxRL`` adds this wrapper
+    itself to a ``gym.Env``; for a VecEnv you build, pass ``wrapper_class=StartStateWrapper`` to ``make_vec_env``.
 
     :param env: the environment to wrap
     """
