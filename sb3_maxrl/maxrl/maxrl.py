@@ -190,6 +190,8 @@ class MaxRL(OnPolicyAlgorithm):
         """
         Set the environment; a model created with ``env=None`` builds its policy for this env's spaces.
 
+        Unlike PPO, the number of envs may change: MaxRL's buffer holds episodes, not ``n_steps`` per env.
+
         :param env: The environment for learning a policy
         :param force_reset: Force call to ``reset()`` before training to avoid unexpected behavior
         """
@@ -198,6 +200,8 @@ class MaxRL(OnPolicyAlgorithm):
             self.observation_space, self.action_space, self.n_envs = env.observation_space, env.action_space, env.num_envs
             self.env = env
             self._setup_model()
+        env = self._wrap_env(env, self.verbose)
+        self.n_envs = env.num_envs
         super().set_env(env, force_reset)
         self._check_group_env(self.env)  # type: ignore[arg-type]
 
