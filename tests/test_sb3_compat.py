@@ -103,7 +103,10 @@ class TinyExtractor(BaseFeaturesExtractor):
 
 def test_custom_policy_kwargs_and_features_extractor(tmp_path, make_group_vec_env):
     policy_kwargs = dict(
-        net_arch=[32], activation_fn=nn.ReLU, features_extractor_class=TinyExtractor, features_extractor_kwargs={"features_dim": 8}
+        net_arch=[32],
+        activation_fn=nn.ReLU,
+        features_extractor_class=TinyExtractor,
+        features_extractor_kwargs={"features_dim": 8},
     )
     model = MaxRL("MlpPolicy", make_group_vec_env(1), group_size=2, n_groups=1, policy_kwargs=policy_kwargs)
     assert isinstance(model.policy.features_extractor, TinyExtractor) and model.policy.features_dim == 8
