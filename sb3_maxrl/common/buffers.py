@@ -85,7 +85,7 @@ class GroupRolloutBuffer:
         self.step_episode_ids = episode_ids[kept]
         if isinstance(self.observation_space, spaces.Dict):
             observations: np.ndarray | dict[str, np.ndarray] = {
-                key: np.stack([obs[key] for obs in self._observations])[kept]  # type: ignore[index]
+                key: np.stack([obs[key] for obs in self._observations])[kept]  # type: ignore[index, call-overload]
                 for key in self.observation_space.spaces
             }
         else:

@@ -129,9 +129,9 @@ def collect_group_episodes(
             steps_in_episode[slot] = 0
         overlong = (steps_in_episode > max_episode_steps) & (schedule.current >= 0)
         if overlong.any():
-            slot = int(np.flatnonzero(overlong)[0])
+            stuck_slot = int(np.flatnonzero(overlong)[0])
             raise RuntimeError(
-                f"An episode from start seed {schedule.seed_of(int(schedule.current[slot]))} ran {max_episode_steps} "
+                f"An episode from start seed {schedule.seed_of(int(schedule.current[stuck_slot]))} ran {max_episode_steps} "
                 "steps without terminating. MaxRL needs episodic tasks: give the env a time limit "
                 "(gymnasium.wrappers.TimeLimit or max_episode_steps=... in gym.make) or raise max_episode_steps."
             )

@@ -50,7 +50,7 @@ class StartStateStream:
         """
         if self.train_seeds is None:
             return [int(s) for s in self.rng.integers(0, EVAL_SEED_BASE, size=n_start_states)]
-        seeds = []
+        seeds: list[int] = []
         while len(seeds) < n_start_states:
             if not self._epoch:
                 self._epoch.extend(int(s) for s in self.rng.permutation(self.train_seeds))

@@ -76,7 +76,7 @@ class MaxRL(OnPolicyAlgorithm):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    policy: MaxRLPolicy
+    policy: MaxRLPolicy  # type: ignore[assignment]
     rollout_buffer: GroupRolloutBuffer  # type: ignore[assignment]
 
     def __init__(
@@ -115,7 +115,7 @@ class MaxRL(OnPolicyAlgorithm):
         if start_state_check not in ("raise", "warn", "off"):
             raise ValueError(f"start_state_check must be 'raise', 'warn' or 'off', got {start_state_check!r}.")
         super().__init__(
-            policy,
+            policy,  # type: ignore[arg-type]
             env,  # type: ignore[arg-type]
             learning_rate=learning_rate,
             n_steps=1,
@@ -214,7 +214,7 @@ class MaxRL(OnPolicyAlgorithm):
             env_actions = np.clip(actions_np, self.action_space.low, self.action_space.high)
         return env_actions, actions_np, log_probs.cpu().numpy()
 
-    def collect_rollouts(
+    def collect_rollouts(  # type: ignore[override]
         self,
         env: VecEnv,
         callback: BaseCallback,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,7 @@ class MaxRLPolicy(BasePolicy):
         if self.ortho_init:
             module_gains = {self.features_extractor: np.sqrt(2), self.latent_net: np.sqrt(2), self.action_net: 0.01}
             for module, gain in module_gains.items():
-                module.apply(lambda submodule, gain=gain: self.init_weights(submodule, gain=gain))
+                module.apply(partial(self.init_weights, gain=gain))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
@@ -170,17 +171,33 @@ class MaxRLPolicy(BasePolicy):
 class MaxRLCnnPolicy(MaxRLPolicy):
     """:class:`MaxRLPolicy` with SB3's NatureCNN features extractor (images of at least 36x36)."""
 
-    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
 
 
 class MaxRLMultiInputPolicy(MaxRLPolicy):
     """:class:`MaxRLPolicy` for Dict observation spaces (SB3's CombinedExtractor)."""
 
     def __init__(
-        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
     ):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
 
 
 MlpPolicy = MaxRLPolicy
