@@ -20,12 +20,12 @@ from sb3_maxrl.common.group_rollouts import StartStateMismatchError
 
 
 class CoinEnv(gym.Env):
-    """A one-step task whose outcome the test controls: ``likelihood`` fixed, or success with probability ``p``."""
+    """A task whose outcome the test controls: a fixed ``likelihood``, or success when the last action is 1."""
 
-    def __init__(self, likelihood: float | None = None, p: float = 0.5, steps: int = 1, random_start: bool = False):
+    def __init__(self, likelihood: float | None = None, steps: int = 1, random_start: bool = False):
         self.observation_space = spaces.Box(-1, 1, (3,), np.float32)
         self.action_space = spaces.Discrete(2)
-        self.likelihood, self.p, self.steps, self.random_start = likelihood, p, steps, random_start
+        self.likelihood, self.steps, self.random_start = likelihood, steps, random_start
         self._t = 0
 
     def reset(self, *, seed=None, options=None):
@@ -40,7 +40,7 @@ class CoinEnv(gym.Env):
         info = {}
         if done:
             if self.likelihood is None:
-                info["is_success"] = bool(self.np_random.random() < self.p)
+                info["is_success"] = bool(action == 1)
             else:
                 info["likelihood"] = self.likelihood
         return np.zeros(3, np.float32), 0.0, done, False, info
@@ -243,3 +243,13 @@ def test_model_saved_by_version_0_1_0_loads_and_predicts(make_group_vec_env):
         actions, _ = model.predict(expected["observations"], deterministic=True)
     np.testing.assert_array_equal(actions, expected["actions"])
     assert model.estimator == "maxrl" and model.group_size == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_float32_and_float64_policies(dtype):
+    model = MaxRL("MlpPolicy", CoinEnv(), group_size=4, n_groups=2, seed=0)
+    model.policy.to(dtype)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(64)
+    assert all(p.dtype == dtype and torch.isfinite(p).all() for p in model.policy.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))

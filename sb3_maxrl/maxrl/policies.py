@@ -17,7 +17,7 @@ from stable_baselines3.common.distributions import (
     make_proba_distribution,
 )
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.preprocessing import get_action_dim, preprocess_obs
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
@@ -124,6 +124,23 @@ class MaxRLPolicy(BasePolicy):
                 module.apply(partial(self.init_weights, gain=gain))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
+    def extract_features(  # type: ignore[override]
+        self, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor | None = None
+    ) -> th.Tensor:
+        """
+        Preprocess the observation in the policy's floating dtype (float32, or float64 after ``policy.double()``).
+
+        :param obs: Observation
+        :param features_extractor: The features extractor to use (default: the policy's)
+        :return: the features
+        """
+        extractor = self.features_extractor if features_extractor is None else features_extractor
+        preprocessed = preprocess_obs(obs, self.observation_space, normalize_images=self.normalize_images)
+        dtype = next(self.parameters()).dtype
+        if isinstance(preprocessed, dict):
+            return extractor({key: value.to(dtype) for key, value in preprocessed.items()})
+        return extractor(preprocessed.to(dtype))
+
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         """
         The action distribution at ``obs``.
@@ -131,7 +148,7 @@ class MaxRLPolicy(BasePolicy):
         :param obs: Observation (preprocessed by ``obs_to_tensor``)
         :return: the action distribution
         """
-        latent = self.latent_net(self.extract_features(obs, self.features_extractor))
+        latent = self.latent_net(self.extract_features(obs))
         mean_actions = self.action_net(latent)
         if isinstance(self.action_dist, DiagGaussianDistribution):
             return self.action_dist.proba_distribution(mean_actions, self.log_std)
