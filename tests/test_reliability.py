@@ -253,3 +253,22 @@ def test_float32_and_float64_policies(dtype):
     model.learn(64)
     assert all(p.dtype == dtype and torch.isfinite(p).all() for p in model.policy.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True))
+
+
+def test_same_seed_same_parameters_on_subproc_vec_env():
+    """Documented in README: episodes are scheduled by seeds and dones only, so SubprocVecEnv reproduces too."""
+
+    def train() -> list[torch.Tensor]:
+        env = make_vec_env(
+            lambda: make_minigrid("MiniGrid-Empty-Random-5x5-v0"),
+            n_envs=2,
+            vec_env_cls=SubprocVecEnv,
+            wrapper_class=StartStateWrapper,
+        )
+        model = MaxRL("MlpPolicy", env, group_size=3, n_groups=2, seed=5)
+        model.learn(600)
+        env.close()
+        return [p.detach().clone() for p in model.policy.parameters()]
+
+    for a, b in zip(train(), train(), strict=True):
+        assert torch.equal(a, b)
