@@ -47,7 +47,7 @@ class _GroupSchedule:
         self.upcoming = np.array([self._pop() for _ in range(env.num_envs)], dtype=np.int64)
         for slot in range(env.num_envs):
             seeds = [self.seed_of(e) for e in (self.current[slot], self.upcoming[slot]) if e >= 0]
-            env.env_method("set_start_schedule", seeds, indices=[slot])
+            env.env_method("set_start_schedule", seeds, slot, indices=[slot])
 
     def _pop(self) -> int:
         return self.pending.popleft() if self.pending else -1
@@ -55,12 +55,16 @@ class _GroupSchedule:
     def seed_of(self, episode: int) -> int:
         return self.group_seeds[episode // self.group_size]
 
-    def advance(self, slot: int) -> None:
-        """Slot ``slot`` finished its episode and auto-reset into its upcoming one; queue the next."""
-        self.current[slot] = self.upcoming[slot]
-        self.upcoming[slot] = self._pop()
-        if self.upcoming[slot] >= 0:
-            self.env.env_method("schedule_start_seed", self.seed_of(int(self.upcoming[slot])), indices=[slot])
+    def advance(self, slots: Sequence[int]) -> None:
+        """These slots finished their episode and auto-reset into their upcoming one; queue their next ones."""
+        seed_by_slot = {}
+        for slot in slots:
+            self.current[slot] = self.upcoming[slot]
+            self.upcoming[slot] = self._pop()
+            if self.upcoming[slot] >= 0:
+                seed_by_slot[slot] = self.seed_of(int(self.upcoming[slot]))
+        if seed_by_slot:
+            self.env.env_method("schedule_start_seeds", seed_by_slot, indices=list(seed_by_slot))
 
     def describe_in_flight(self) -> str:
         return ", ".join(f"slot {slot}: start seed {self.seed_of(e)}" for slot, e in enumerate(self.current) if e >= 0)
@@ -117,16 +121,17 @@ def collect_group_episodes(
         lengths[schedule.current[kept]] += 1
         steps_in_episode += 1
         finished_slots = []
-        for slot in np.flatnonzero(dones):
+        done_slots = [int(slot) for slot in np.flatnonzero(dones)]
+        for slot in done_slots:
             episode = int(schedule.current[slot])
             if episode >= 0:
                 info = infos[slot]
                 likelihoods[episode] = episode_likelihood(info, likelihood_key)
                 _check_start_state(info, schedule, episode, fingerprints, start_state_check)
-                finished_slots.append(int(slot))
+                finished_slots.append(slot)
                 n_finished += 1
-            schedule.advance(int(slot))
-            steps_in_episode[slot] = 0
+        schedule.advance(done_slots)
+        steps_in_episode[done_slots] = 0
         overlong = (steps_in_episode > max_episode_steps) & (schedule.current >= 0)
         if overlong.any():
             stuck_slot = int(np.flatnonzero(overlong)[0])

@@ -91,24 +91,29 @@ class StartStateWrapper(gym.Wrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self._scheduled: deque[int] = deque()
+        self._slot: int | None = None
         self._episode_seed: int | None = None
         self._episode_fingerprint: int | None = None
 
-    def set_start_schedule(self, seeds: Sequence[int]) -> None:
+    def set_start_schedule(self, seeds: Sequence[int], slot: int | None = None) -> None:
         """
-        Replace the queue of start seeds used by the coming seedless resets.
+        Replace the queue of start seeds used by the coming resets.
 
         :param seeds: the seeds, first used first
+        :param slot: this env's index in its VecEnv, the key of :meth:`schedule_start_seeds`' table
         """
         self._scheduled = deque(int(s) for s in seeds)
+        self._slot = slot
 
-    def schedule_start_seed(self, seed: int) -> None:
+    def schedule_start_seeds(self, seed_by_slot: dict[int, int]) -> None:
         """
-        Append one start seed to the queue.
+        Append this env's entry of a table of start seeds to its queue (one call serves many envs).
 
-        :param seed: the start seed of a coming episode
+        :param seed_by_slot: the start seed of the coming episode of each env slot
         """
-        self._scheduled.append(int(seed))
+        if self._slot is None or self._slot not in seed_by_slot:
+            raise RuntimeError("schedule_start_seeds needs set_start_schedule(seeds, slot) to have named this env's slot.")
+        self._scheduled.append(int(seed_by_slot[self._slot]))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if self._scheduled:
