@@ -4,7 +4,9 @@ import os
 
 import sb3_maxrl_envs  # noqa: F401  (registers the MaxRL/... gymnasium ids)
 
+from sb3_maxrl.common.callbacks import PassAtKEvalCallback
 from sb3_maxrl.common.estimators import ESTIMATORS, group_advantages, loo_weights, truncated_ml_weight
+from sb3_maxrl.common.evaluation import PassAtKResult, evaluate_pass_at_k, geometric_ks, pass_at_k
 from sb3_maxrl.common.start_states import StartStateWrapper, default_eval_seeds
 from sb3_maxrl.maxrl import MaxRL
 
@@ -14,10 +16,15 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
 __all__ = [
     "ESTIMATORS",
     "MaxRL",
+    "PassAtKEvalCallback",
+    "PassAtKResult",
     "StartStateWrapper",
     "__version__",
     "default_eval_seeds",
+    "evaluate_pass_at_k",
+    "geometric_ks",
     "group_advantages",
     "loo_weights",
+    "pass_at_k",
     "truncated_ml_weight",
 ]

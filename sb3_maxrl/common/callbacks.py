@@ -1,0 +1,208 @@
+"""Periodic pass@k evaluation on held-out start states during training, in the manner of SB3's EvalCallback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, EventCallback
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from sb3_maxrl.common.evaluation import PassAtKResult, evaluate_pass_at_k, geometric_ks, make_eval_vec_env, pass_at_k
+from sb3_maxrl.common.group_rollouts import StartStateCheck
+from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
+from sb3_maxrl.common.start_states import default_eval_seeds
+
+
+class PassAtKEvalCallback(EventCallback):
+    """
+    Evaluate pass@k every ``eval_freq`` calls, log it under ``eval/`` and keep the best model.
+
+    Logged (and dumped at the current ``num_timesteps``, so they land in TensorBoard): ``eval/pass@{k}`` and
+    ``eval/neg_log_pass@{k}`` for every k, ``eval/mean_likelihood``, ``eval/nll`` and ``eval/mean_ep_length``
+    (see :class:`~sb3_maxrl.common.evaluation.PassAtKResult`).
+
+    The best model is chosen by ``best_metric``, by default ``"pass@1"``: the expected success of a single
+    sample, which does not depend on ``n_samples``. Pass ``"nll"`` for MaxRL's own objective (lower is better
+    for ``nll`` and ``neg_log_pass@{k}``, higher for the others).
+
+    .. warning::
+
+      With several envs each call to ``env.step()`` is ``n_envs`` timesteps: use
+      ``eval_freq = max(eval_freq_in_timesteps // n_envs, 1)``.
+
+    :param eval_env: an env id, a gym.Env or a VecEnv of ``StartStateWrapper``-wrapped envs
+    :param eval_seeds: the evaluation start seeds; None for ``default_eval_seeds(n_eval_start_states)``, which
+        are disjoint from every training seed
+    :param n_eval_start_states: how many default start seeds to use when ``eval_seeds`` is None
+    :param n_samples: episodes per start state
+    :param ks: the ks of pass@k, each in ``[1, n_samples]``; None for ``geometric_ks(n_samples)``
+    :param eval_freq: evaluate every ``eval_freq`` calls of the callback (<= 0: never during training)
+    :param best_metric: the logged metric that picks the best model (``"pass@{k}"`` with k in ``ks``,
+        ``"neg_log_pass@{k}"``, ``"mean_likelihood"`` or ``"nll"``)
+    :param best_model_save_path: folder where ``best_model.zip`` is saved (None: not saved)
+    :param log_path: folder where ``evaluations.npz`` is written after every evaluation (None: not written)
+    :param eval_at_training_end: evaluate once more when training ends if the policy changed since the last
+        evaluation
+    :param callback_on_new_best: callback triggered when there is a new best model
+    :param callback_after_eval: callback triggered after every evaluation
+    :param deterministic: take the policy's mode instead of sampling (pass@k is then flat in k)
+    :param likelihood_key: info key of a continuous likelihood (else ``info["is_success"]`` is used)
+    :param success_threshold: an episode is a success when its likelihood is at least this
+    :param n_envs: copies to make when ``eval_env`` is an env id
+    :param start_state_check: "raise", "warn" or "off" when two episodes of a start state begin differently
+    :param verbose: 0 silent, 1 prints every evaluation
+    """
+
+    def __init__(
+        self,
+        eval_env: gym.Env | VecEnv | str,
+        eval_seeds: Sequence[int] | None = None,
+        n_eval_start_states: int = 16,
+        n_samples: int = 16,
+        ks: Sequence[int] | None = None,
+        eval_freq: int = 10_000,
+        best_metric: str = "pass@1",
+        best_model_save_path: str | None = None,
+        log_path: str | None = None,
+        eval_at_training_end: bool = True,
+        callback_on_new_best: BaseCallback | None = None,
+        callback_after_eval: BaseCallback | None = None,
+        deterministic: bool = False,
+        likelihood_key: str = LIKELIHOOD_KEY,
+        success_threshold: float = 1.0,
+        n_envs: int = 8,
+        start_state_check: StartStateCheck = "raise",
+        verbose: int = 1,
+    ):
+        super().__init__(callback_after_eval, verbose=verbose)
+        self.eval_seeds = default_eval_seeds(n_eval_start_states) if eval_seeds is None else [int(s) for s in eval_seeds]
+        if len(self.eval_seeds) == 0:
+            raise ValueError("eval_seeds is empty: pass at least one start seed, or None for the default held-out ones.")
+        self.ks = geometric_ks(n_samples) if ks is None else [int(k) for k in ks]
+        for k in self.ks:
+            pass_at_k(n_samples, 0, k)  # a k > n_samples fails here, not after training started
+        self.n_samples = n_samples
+        metric_names = [f"pass@{k}" for k in self.ks] + [f"neg_log_pass@{k}" for k in self.ks] + ["mean_likelihood", "nll"]
+        if best_metric not in metric_names:
+            raise ValueError(f"best_metric={best_metric!r} is not evaluated; use one of {metric_names}.")
+        self.best_metric = best_metric
+        self.higher_is_better = not best_metric.startswith("neg_log_pass@") and best_metric != "nll"
+        self.eval_env = make_eval_vec_env(eval_env, n_envs)
+        self.eval_freq = eval_freq
+        self.best_model_save_path = best_model_save_path
+        self.log_path = None if log_path is None else os.path.join(log_path, "evaluations")
+        self.eval_at_training_end = eval_at_training_end
+        self.callback_on_new_best = callback_on_new_best
+        if self.callback_on_new_best is not None:
+            self.callback_on_new_best.parent = self
+        self.deterministic = deterministic
+        self.likelihood_key = likelihood_key
+        self.success_threshold = success_threshold
+        self.start_state_check = start_state_check
+        self.best_value = -np.inf if self.higher_is_better else np.inf
+        self.last_result: PassAtKResult | None = None
+        self.results: list[PassAtKResult] = []
+        self.evaluations_timesteps: list[int] = []
+        self._last_eval_at: tuple[int, int] | None = None
+
+    def _init_callback(self) -> None:
+        if self.best_model_save_path is not None:
+            os.makedirs(self.best_model_save_path, exist_ok=True)
+        if self.log_path is not None:
+            os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        if self.callback_on_new_best is not None:
+            self.callback_on_new_best.init_callback(self.model)
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            return self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.eval_at_training_end and self._last_eval_at != self._training_state():
+            self.evaluate()
+
+    def _training_state(self) -> tuple[int, int]:
+        return self.num_timesteps, self.model._n_updates
+
+    def evaluate(self) -> bool:
+        """
+        Evaluate now, log and dump the results, save the best model and trigger the child callbacks.
+
+        :return: False if a child callback asks to stop training
+        """
+        if self.model.get_vec_normalize_env() is not None:
+            try:
+                sync_envs_normalization(self.training_env, self.eval_env)
+            except AttributeError as error:
+                raise AssertionError(
+                    "Training and eval env are not wrapped the same way: wrap the eval env in VecNormalize too "
+                    "(see https://stable-baselines3.readthedocs.io/en/master/guide/callbacks.html#evalcallback)."
+                ) from error
+        result = evaluate_pass_at_k(
+            self.model,
+            self.eval_env,
+            self.eval_seeds,
+            self.n_samples,
+            self.ks,
+            self.deterministic,
+            likelihood_key=self.likelihood_key,
+            success_threshold=self.success_threshold,
+            start_state_check=self.start_state_check,
+        )
+        self.last_result = result
+        self.results.append(result)
+        self.evaluations_timesteps.append(self.num_timesteps)
+        self._last_eval_at = self._training_state()
+        metrics = result.metrics()
+        if self.log_path is not None:
+            self._save_npz()
+        for name, value in metrics.items():
+            self.logger.record(f"eval/{name}", value)
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        if self.verbose >= 1:
+            summary = ", ".join(f"pass@{k}={p:.3f}" for k, p in result.pass_at_k.items())
+            print(f"Eval num_timesteps={self.num_timesteps}: {summary}, nll={result.nll:.3f}")
+
+        continue_training = True
+        value = metrics[self.best_metric]
+        if value > self.best_value if self.higher_is_better else value < self.best_value:
+            if self.verbose >= 1:
+                print(f"New best {self.best_metric}: {value:.4f}")
+            if self.best_model_save_path is not None:
+                self.model.save(os.path.join(self.best_model_save_path, "best_model"))
+            self.best_value = value
+            if self.callback_on_new_best is not None:
+                continue_training = self.callback_on_new_best.on_step()
+        if self.callback is not None:
+            continue_training = continue_training and self._on_event()
+        return continue_training
+
+    def _save_npz(self) -> None:
+        assert self.log_path is not None
+        np.savez(
+            self.log_path,
+            timesteps=np.array(self.evaluations_timesteps),
+            ks=np.array(self.ks),
+            start_seeds=np.array(self.eval_seeds),
+            pass_at_k=np.array([[r.pass_at_k[k] for k in self.ks] for r in self.results]),
+            neg_log_pass_at_k=np.array([[r.neg_log_pass_at_k[k] for k in self.ks] for r in self.results]),
+            mean_likelihood=np.array([r.mean_likelihood for r in self.results]),
+            nll=np.array([r.nll for r in self.results]),
+            success_counts=np.array([r.success_counts for r in self.results]),
+            mean_likelihoods=np.array([r.mean_likelihoods for r in self.results]),
+            ep_lengths=np.array([r.episode_lengths for r in self.results]),
+        )
+
+    def update_child_locals(self, locals_: dict) -> None:
+        """
+        Update the references to the local variables of the child callback.
+
+        :param locals_: the local variables during rollout collection
+        """
+        if self.callback is not None:
+            self.callback.update_locals(locals_)
