@@ -3,7 +3,6 @@
 import os
 
 import sb3_maxrl_envs  # noqa: F401  (registers the MaxRL/... gymnasium ids)
-
 from sb3_maxrl.common.callbacks import PassAtKEvalCallback
 from sb3_maxrl.common.estimators import ESTIMATORS, group_advantages, loo_weights, truncated_ml_weight
 from sb3_maxrl.common.evaluation import PassAtKResult, evaluate_pass_at_k, geometric_ks, pass_at_k

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import gymnasium as gym
 import pytest
 import torch
-from sb3_maxrl_envs import make_minigrid
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_maxrl import StartStateWrapper
+from sb3_maxrl_envs import make_minigrid
 
 torch.set_num_threads(1)
 

@@ -11,9 +11,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-import sb3_maxrl_envs
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.env_util import make_vec_env
+
+import sb3_maxrl_envs
 
 BINARY_IDS = [env_id for env_id in sb3_maxrl_envs.ENV_IDS if env_id != "MaxRL/Regression-v0"]
 MINIGRID_KWARGS = {"env_id": "MiniGrid-Empty-5x5-v0"}
@@ -52,10 +54,16 @@ def test_ids_are_registered_in_the_maxrl_namespace() -> None:
     assert all(gym.spec(env_id).namespace == "MaxRL" for env_id in expected)
 
 
-def test_register_envs_is_idempotent() -> None:
+def test_register_envs_is_idempotent_and_restores_missing_ids() -> None:
     before = dict(gym.registry)
-    sb3_maxrl_envs.register_envs()
-    sb3_maxrl_envs.register_envs()
+    spec = gym.registry.pop("MaxRL/Digits-v0")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # re-registering an id would warn "Overriding environment"
+            sb3_maxrl_envs.register_envs()
+            sb3_maxrl_envs.register_envs()
+    finally:
+        gym.registry.setdefault("MaxRL/Digits-v0", spec)
     assert dict(gym.registry) == before
 
 
@@ -77,7 +85,8 @@ def test_gymnasium_check_env(env_id: str) -> None:
     env = make(env_id)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gymnasium_check_env(env, skip_render_check=True)
+        # MiniGrid lists "human" rendering, which would open a window; the one-step envs render rgb_array only
+        gymnasium_check_env(env, skip_render_check=env_id not in ("MaxRL/Regression-v0", "MaxRL/Digits-v0"))
     # gym.make always wraps (OrderEnforcing, PassiveEnvChecker), which check_env notes; nothing else may warn
     other = [str(w.message) for w in caught if "is different from the unwrapped version" not in str(w.message)]
     assert other == []
@@ -88,6 +97,17 @@ def test_sb3_check_env(env_id: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sb3_check_env(make(env_id))
+
+
+@pytest.mark.parametrize("env_id", sb3_maxrl_envs.ENV_IDS)
+def test_sb3_make_vec_env_with_its_default_rgb_array_render_mode(env_id: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        venv = make_vec_env(env_id, n_envs=2, seed=0, env_kwargs=MINIGRID_KWARGS if env_id == "MaxRL/MiniGrid-v0" else None)
+    assert venv.reset().shape == (2, *venv.observation_space.shape)
+    venv.step(np.array([venv.action_space.sample() for _ in range(2)]))
+    frame = venv.env_method("render", indices=0)[0]
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8 and frame.max() > 0
 
 
 @pytest.mark.parametrize("env_id", BINARY_IDS)

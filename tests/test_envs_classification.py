@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sb3_maxrl_envs.classification import DigitsClassificationEnv, _split_indices, load_digits_split
 from sklearn.datasets import load_digits
+
+from sb3_maxrl_envs.classification import DigitsClassificationEnv, _split_indices, load_digits_split
 
 
 def test_split_is_fixed_disjoint_complete_and_stratified() -> None:

@@ -7,11 +7,12 @@ from collections import deque
 import gymnasium as gym
 import numpy as np
 import pytest
-import sb3_maxrl_envs  # noqa: F401
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from minigrid.minigrid_env import MiniGridEnv
 from minigrid.wrappers import FullyObsWrapper
+
+import sb3_maxrl_envs  # noqa: F401
 from sb3_maxrl_envs import maze
 from sb3_maxrl_envs.maze import (
     PerfectMazeEnv,
@@ -75,9 +76,8 @@ def test_every_env_maze_is_perfect_and_solvable(size: int, placement: str) -> No
             assert (start, goal, env.agent_dir) == ((1, 1), (size - 2, size - 2), 0)
         squares = env.shortest_path_length()
         assert squares >= 2 and squares % 2 == 0  # cells are two squares apart
-        assert (
-            squares <= env.optimal_num_actions() <= squares + squares // 2 + 1
-        )  # <= 2 turns at the start, <= 1 per cell after
+        # every forward move is needed; turns: at most 2 at the start and 1 at each cell the path passes
+        assert squares <= env.optimal_num_actions() <= squares + squares // 2 + 1
         grid_walls = np.array(
             [[env.grid.get(x, y) is not None and env.grid.get(x, y).type == "wall" for y in range(size)] for x in range(size)]
         )
@@ -128,6 +128,16 @@ def test_fast_observation_equals_minigrid_gen_obs(fully_observed: bool, see_thro
             if terminated or truncated:
                 break
     assert checked > 500
+
+
+def test_memoized_views_follow_the_maze() -> None:
+    env = PerfectMazeEnv(size=9)  # fixed corners: only the walls tell two mazes apart
+    rng = np.random.default_rng(0)
+    for seed in (0, 0, 1, 0, 2, 2):  # the same maze again keeps the memoized views, a new one drops them
+        obs, _ = env.reset(seed=seed)
+        for _ in range(60):
+            np.testing.assert_array_equal(obs["image"], MiniGridEnv.gen_obs(env)["image"])
+            obs, *_ = env.step(int(rng.integers(3)))
 
 
 def test_optimal_actions_reach_the_goal_in_exactly_that_many_steps() -> None:

@@ -7,12 +7,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-import sb3_maxrl_envs  # noqa: F401
 import torch as th
 from minigrid.core.grid import Grid
 from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Goal, Lava
 from minigrid.minigrid_env import MiniGridEnv
+from stable_baselines3 import PPO
+
+import sb3_maxrl_envs  # noqa: F401
+from sb3_maxrl.common.torch_layers import MiniGridCNN
 from sb3_maxrl_envs.minigrid_wrappers import (
     BinarySuccessWrapper,
     EncodedObsWrapper,
@@ -21,9 +24,6 @@ from sb3_maxrl_envs.minigrid_wrappers import (
     make_minigrid,
     wrap_minigrid,
 )
-from stable_baselines3 import PPO
-
-from sb3_maxrl.common.torch_layers import MiniGridCNN
 
 LEFT, RIGHT, FORWARD = 0, 1, 2
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sb3_maxrl_envs.regression import NOISES, RegressionEnv, gaussian_likelihood, target_function
 
 

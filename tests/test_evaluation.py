@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
-from sb3_maxrl_envs import make_minigrid
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
@@ -22,6 +21,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from sb3_maxrl import MaxRL, StartStateWrapper, default_eval_seeds
 from sb3_maxrl.common.callbacks import PassAtKEvalCallback
 from sb3_maxrl.common.evaluation import evaluate_pass_at_k, geometric_ks, pass_at_k
+from sb3_maxrl_envs import make_minigrid
 
 MAZE = "MaxRL/Maze-9x9-v0"
 

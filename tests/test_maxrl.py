@@ -6,12 +6,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from sb3_maxrl_envs import make_minigrid
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
 from sb3_maxrl import MaxRL, StartStateWrapper
 from sb3_maxrl.common.group_rollouts import collect_group_episodes
+from sb3_maxrl_envs import make_minigrid
 
 
 class StartRecorder(gym.Wrapper):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from sb3_maxrl_envs import make_minigrid
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_maxrl import MaxRL, StartStateWrapper
 from sb3_maxrl.common.group_rollouts import StartStateMismatchError
+from sb3_maxrl_envs import make_minigrid
 
 
 class CoinEnv(gym.Env):

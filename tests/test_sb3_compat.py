@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from sb3_maxrl_envs import make_minigrid
 from stable_baselines3.common.callbacks import (
     BaseCallback,
     CallbackList,
@@ -19,6 +18,7 @@ from stable_baselines3.common.vec_env import VecFrameStack
 from torch import nn
 
 from sb3_maxrl import MaxRL, StartStateWrapper
+from sb3_maxrl_envs import make_minigrid
 
 
 class CountingCallback(BaseCallback):
