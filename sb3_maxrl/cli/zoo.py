@@ -10,8 +10,9 @@ are registered, and then runs rl-zoo3's own ``train()`` / ``enjoy()`` with the r
     maxrl-zoo enjoy --algo maxrl --env MaxRL/Maze-9x9-v0 -f logs --no-render -n 2000
 
 Without ``-conf``, ``train`` reads ``zoo_configs/<algo>.yml`` of the repository checkout this package is
-installed from (editable install: ``<repo>/zoo_configs``) when that file has an entry for ``--env``, else
-rl-zoo3's own ``hyperparams/<algo>.yml``. A wheel install has no ``zoo_configs/``: pass ``-conf``.
+installed from (editable install: ``<repo>/zoo_configs``) when that file has an entry for ``--env`` (always
+``zoo_configs/maxrl.yml`` for ``--algo maxrl``), else rl-zoo3's own ``hyperparams/<algo>.yml``. A wheel install
+has no ``zoo_configs/``: pass ``-conf``.
 
 While rl-zoo3 runs, its ``ExperimentManager`` is replaced by :class:`MaxRLExperimentManager`, which
 
@@ -20,8 +21,16 @@ While rl-zoo3 runs, its ``ExperimentManager`` is replaced by :class:`MaxRLExperi
 - evaluates MiniGrid-based ``MaxRL/...`` envs (the mazes, ``MaxRL/MiniGrid-v0``) with sampled actions, as
   rl-zoo3 already does for raw MiniGrid ids: the pass rate of the sampling policy is what MaxRL optimizes,
   and a greedy maze policy can turn in place until the step budget runs out;
+- gives the evaluation envs the config's ``env_kwargs`` when ``--eval-env-kwargs`` is not given (rl-zoo3 2.9
+  does so only when ``--env-kwargs`` is given too, so e.g. ``MaxRL/MiniGrid-v0``'s eval env lacked its ``env_id``);
 - prunes an Optuna trial whose update went non-finite (``FloatingPointError``), as rl-zoo3 does for
-  ``ValueError``.
+  ``ValueError``;
+- with ``--pass-at-k-freq N`` (a launcher option, for any ``--algo``), adds a
+  :class:`~sb3_maxrl.common.callbacks.PassAtKEvalCallback` that logs ``eval/pass@k``, ``eval/neg_log_pass@k``,
+  ``eval/mean_likelihood`` and ``eval/nll`` every N env steps and at the end (on ``--pass-at-k-start-states``
+  held-out start states x ``--pass-at-k-samples`` episodes, in as many envs as training uses), next to rl-zoo3's
+  own ``EvalCallback``; its ``evaluations.npz`` goes to ``<run>/pass_at_k/``. Add ``-tb DIR`` to get the curves
+  in TensorBoard for ``maxrl-plot``.
 """
 
 from __future__ import annotations
@@ -29,8 +38,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +60,7 @@ NET_ARCHS: dict[str, list[int]] = {"tiny": [64], "small": [64, 64], "medium": [2
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-def sample_maxrl_params(
-    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]
-) -> dict[str, Any]:
+def sample_maxrl_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
     """
     Sample MaxRL hyperparameters (rl-zoo3's sampler signature).
 
@@ -65,20 +74,21 @@ def sample_maxrl_params(
     :param additional_args: rl-zoo3's extra arguments (HER settings; unused)
     :return: keyword arguments for ``MaxRL``
     """
+    group_size: int = trial.suggest_categorical("group_size", [4, 8, 16, 32])
+    n_groups: int = trial.suggest_categorical("n_groups", [2, 4, 8, 16])
+    if n_groups * group_size < n_envs:
+        n_groups = math.ceil(n_envs / group_size)
+        trial.set_user_attr("n_groups", n_groups)
+    trial.set_user_attr("episodes_per_update", n_groups * group_size)
     sampled = {
-        "group_size": trial.suggest_categorical("group_size", [4, 8, 16, 32]),
-        "n_groups": trial.suggest_categorical("n_groups", [2, 4, 8, 16]),
+        "group_size": group_size,
+        "n_groups": n_groups,
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True),
         "max_grad_norm": trial.suggest_float("max_grad_norm", 0.3, 5.0, log=True),
         "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.05, log=True),
         "net_arch": trial.suggest_categorical("net_arch", list(NET_ARCHS)),
         "activation_fn": trial.suggest_categorical("activation_fn", list(ACTIVATIONS)),
     }
-    min_groups = math.ceil(n_envs / sampled["group_size"])
-    if sampled["n_groups"] < min_groups:
-        sampled["n_groups"] = min_groups
-        trial.set_user_attr("n_groups", min_groups)
-    trial.set_user_attr("episodes_per_update", sampled["n_groups"] * sampled["group_size"])
     return convert_maxrl_params(sampled)
 
 
@@ -102,6 +112,7 @@ def register_maxrl() -> None:
     import minigrid  # noqa: F401  (registers the MiniGrid-* ids)
     import rl_zoo3
     import rl_zoo3.hyperparams_opt
+
     import sb3_maxrl_envs  # noqa: F401  (registers the MaxRL/... ids)
 
     rl_zoo3.ALGOS[ALGO_NAME] = MaxRL
@@ -141,8 +152,35 @@ def _with_start_state_wrapper(env_wrapper: Any) -> list[Any]:
     return wrappers
 
 
-def _make_experiment_manager_class() -> type:
+@dataclass
+class PassAtKOptions:
+    """
+    The launcher's pass@k evaluation during ``train``.
+
+    :param freq: evaluate every ``freq`` env steps (<= 0: no pass@k evaluation)
+    :param n_start_states: held-out evaluation start states (``sb3_maxrl.default_eval_seeds``)
+    :param n_samples: episodes per start state (pass@k for k = 1, 2, 4, ... up to it)
+    """
+
+    freq: int = -1
+    n_start_states: int = 16
+    n_samples: int = 16
+
+
+def _pop_launcher_args(args: list[str]) -> tuple[PassAtKOptions, list[str]]:
+    """Split the launcher's own options off the arguments forwarded to rl-zoo3."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--pass-at-k-freq", type=int, default=PassAtKOptions.freq)
+    parser.add_argument("--pass-at-k-start-states", type=int, default=PassAtKOptions.n_start_states)
+    parser.add_argument("--pass-at-k-samples", type=int, default=PassAtKOptions.n_samples)
+    known, rest = parser.parse_known_args(args)
+    return PassAtKOptions(known.pass_at_k_freq, known.pass_at_k_start_states, known.pass_at_k_samples), rest
+
+
+def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> type:
     from rl_zoo3.exp_manager import ExperimentManager
+
+    options = PassAtKOptions() if pass_at_k is None else pass_at_k
 
     class MaxRLExperimentManager(ExperimentManager):
         """rl-zoo3's ``ExperimentManager`` with the fixes MaxRL needs (see the module docstring)."""
@@ -160,7 +198,38 @@ def _make_experiment_manager_class() -> type:
         def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
             if self.algo == ALGO_NAME:
                 hyperparams["env_wrapper"] = _with_start_state_wrapper(hyperparams.get("env_wrapper"))
-            return super()._preprocess_hyperparams(hyperparams)
+            processed = super()._preprocess_hyperparams(hyperparams)
+            if self._eval_env_kwargs_args is None:
+                # rl-zoo3 gives the eval env the config's env_kwargs only when --env-kwargs is also given
+                self.eval_env_kwargs = self.env_kwargs
+            return processed
+
+        def create_callbacks(self) -> None:
+            super().create_callbacks()
+            if options.freq > 0 and not self.optimize_hyperparameters:
+                from sb3_maxrl.common.callbacks import PassAtKEvalCallback
+
+                env_wrapper = self.env_wrapper
+                if self.algo != ALGO_NAME:  # maxrl's envs have it already (_preprocess_hyperparams)
+
+                    def env_wrapper(env: Any, wrapper: Any = self.env_wrapper) -> StartStateWrapper:
+                        return StartStateWrapper(env if wrapper is None else wrapper(env))
+
+                saved_wrapper, self.env_wrapper = self.env_wrapper, env_wrapper
+                try:
+                    eval_env = self.create_envs(self.n_envs, eval_env=True)
+                finally:
+                    self.env_wrapper = saved_wrapper
+                self.callbacks.append(
+                    PassAtKEvalCallback(
+                        eval_env,
+                        n_eval_start_states=options.n_start_states,
+                        n_samples=options.n_samples,
+                        eval_freq=max(options.freq // self.n_envs, 1),
+                        log_path=os.path.join(self.save_path, "pass_at_k"),
+                        verbose=self.verbose,
+                    )
+                )
 
         def objective(self, trial: optuna.Trial) -> float:
             try:
@@ -173,12 +242,12 @@ def _make_experiment_manager_class() -> type:
 
 
 @contextlib.contextmanager
-def _patched_zoo(prog: str, args: Sequence[str]) -> Iterator[None]:
+def _patched_zoo(prog: str, args: Sequence[str], pass_at_k: PassAtKOptions | None = None) -> Iterator[None]:
     """Run rl-zoo3 with ``sys.argv = [prog, *args]`` and :class:`MaxRLExperimentManager`; restore both after."""
     import rl_zoo3.enjoy
     import rl_zoo3.train
 
-    manager_class = _make_experiment_manager_class()
+    manager_class = _make_experiment_manager_class(pass_at_k)
     saved_argv = sys.argv
     saved = {module: module.ExperimentManager for module in (rl_zoo3.train, rl_zoo3.enjoy)}
     sys.argv = [prog, *args]
@@ -201,6 +270,13 @@ def _train_args(args: list[str]) -> list[str]:
     known, _ = parser.parse_known_args(args)
     if known.conf_file is None:
         config = default_config(known.algo, known.env)
+        if config is None and known.algo == ALGO_NAME:
+            if not (CONFIG_DIR / f"{ALGO_NAME}.yml").is_file():
+                raise SystemExit(
+                    f"maxrl-zoo: no -conf given and {CONFIG_DIR / 'maxrl.yml'} does not exist (zoo_configs/ ships with the "
+                    "source repository, not with the wheel): pass -conf path/to/zoo_configs/maxrl.yml."
+                )
+            config = str(CONFIG_DIR / f"{ALGO_NAME}.yml")  # rl-zoo3 then names the missing entry
         if config is not None:
             args = [*args, "-conf", config]
     return args
@@ -216,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args or args[0] not in SUBCOMMANDS:
         print(
             "usage: maxrl-zoo {train,optimize,enjoy} [rl-zoo3 arguments]\n"
-            "  train     rl-zoo3's train.py with --algo maxrl available (and -conf defaulting to zoo_configs/<algo>.yml)\n"
+            "  train     rl-zoo3's train.py with --algo maxrl available (and -conf defaulting to zoo_configs/<algo>.yml);\n"
+            "            launcher options: --pass-at-k-freq STEPS [--pass-at-k-start-states 16] [--pass-at-k-samples 16]\n"
             "  optimize  train with -optimize: an Optuna search with sb3_maxrl.cli.zoo.sample_maxrl_params\n"
             "  enjoy     rl-zoo3's enjoy.py (add --no-render on a headless machine)\n"
             "Run 'maxrl-zoo train -h' for rl-zoo3's options.",
@@ -229,14 +306,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     from rl_zoo3.train import train
 
     run: Callable[[], None]
+    pass_at_k = None
     if command == "enjoy":
         run = enjoy
     else:
         run = train
+        pass_at_k, rest = _pop_launcher_args(rest)
+        if "-h" in rest or "--help" in rest:
+            print(
+                "maxrl-zoo launcher options (before rl-zoo3's own):\n"
+                "  --pass-at-k-freq STEPS         log eval/pass@k every STEPS env steps and at the end (default: off)\n"
+                "  --pass-at-k-start-states N     held-out start states of that evaluation (default: 16)\n"
+                "  --pass-at-k-samples N          episodes per start state, pass@k for k = 1, 2, 4, .. N (default: 16)\n"
+            )
         rest = _train_args(rest)
         if command == "optimize" and "-optimize" not in rest and "--optimize-hyperparameters" not in rest:
             rest = [*rest, "-optimize"]
-    with _patched_zoo(f"maxrl-zoo {command}", rest):
+    with _patched_zoo(f"maxrl-zoo {command}", rest, pass_at_k):
         run()
 
 

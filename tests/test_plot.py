@@ -1,0 +1,142 @@
+"""maxrl-plot on real TensorBoard event files: 2 estimators x 2 seeds written with torch's SummaryWriter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+from sb3_maxrl.cli.plot import aggregate, main, make_plots
+
+# tbparse 0.0.9 calls DataFrame.sort_values(inplace=True), deprecated by pandas
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")
+
+KS = (1, 2, 4, 8)
+STEPS = range(0, 40_001, 4_000)
+EVAL_STEPS = range(0, 40_001, 10_000)
+#: the final pass@1 of each (estimator, seed)
+FINAL_PASS = {("maxrl", 0): 0.6, ("maxrl", 1): 0.5, ("grpo", 0): 0.3, ("grpo", 1): 0.2}
+
+
+def pass_rate(estimator: str, seed: int, step: int) -> float:
+    return 0.05 + (FINAL_PASS[estimator, seed] - 0.05) * step / STEPS[-1]
+
+
+def write_run(root: Path, estimator: str, seed: int) -> Path:
+    """One run's event file with the keys the training loop and the pass@k evaluation write."""
+    run_dir = root / estimator / f"seed{seed}" / "MaxRL_1"
+    writer = SummaryWriter(str(run_dir))
+    for step in STEPS:
+        p = pass_rate(estimator, seed, step)
+        writer.add_scalar("rollout/pass_rate", p, step)
+        writer.add_scalar("rollout/frac_groups_all_fail", (1 - p) ** 8, step)
+        writer.add_scalar("rollout/utilization", 0.9, step)
+        writer.add_scalar("train/loss", -p, step)
+        if step in EVAL_STEPS:
+            for k in KS:
+                pass_at_k = 1 - (1 - p) ** k
+                writer.add_scalar(f"eval/pass@{k}", pass_at_k, step)
+                writer.add_scalar(f"eval/neg_log_pass@{k}", -np.log(pass_at_k), step)
+            writer.add_scalar("eval/mean_likelihood", p, step)
+            writer.add_scalar("eval/nll", -np.log(p), step)
+    writer.close()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    for estimator, seed in FINAL_PASS:
+        write_run(root, estimator, seed)
+    return root
+
+
+def assert_real_png(path: Path) -> None:
+    assert path.is_file(), path
+    assert path.stat().st_size > 20_000, f"{path} is only {path.stat().st_size} bytes"
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 400
+    assert image[..., :3].std() > 0.05, f"{path} is (almost) a single colour"
+    # more than white, black and grey: the group colours are drawn
+    assert np.abs(image[..., 0] - image[..., 2]).max() > 0.3
+
+
+def test_plots_from_event_files(runs_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "plots"
+    main([str(runs_root), "--out", str(out)])
+    names = ["eval_pass_at_k.png", "eval_likelihood.png", "rollout.png", "neg_log_pass_at_k_vs_k.png"]
+    for name in names:
+        assert_real_png(out / name)
+    assert sorted(capsys.readouterr().out.split()) == sorted(str(out / name) for name in [*names, "final_pass_at_k.csv"])
+
+    # one row per (estimator, k), grouped by the directory below the root, with the exact mean and std over seeds
+    table = pd.read_csv(out / "final_pass_at_k.csv")
+    assert sorted(table["label"].unique()) == ["grpo", "maxrl"]
+    assert len(table) == 2 * len(KS) and (table["n_runs"] == 2).all() and (table["step"] == STEPS[-1]).all()
+    for estimator in ("maxrl", "grpo"):
+        for k in KS:
+            row = table[(table["label"] == estimator) & (table["k"] == k)].iloc[0]
+            expected = np.array([-np.log(1 - (1 - FINAL_PASS[estimator, seed]) ** k) for seed in (0, 1)])
+            assert row["neg_log_pass_at_k_mean"] == pytest.approx(expected.mean(), rel=1e-5)
+            assert row["neg_log_pass_at_k_std"] == pytest.approx(expected.std(), rel=1e-4)
+            assert row["neg_log_pass_at_k_min"] == pytest.approx(expected.min(), rel=1e-5)
+
+
+def test_labels_per_directory_and_by_regex(runs_root: Path, tmp_path: Path) -> None:
+    make_plots([runs_root / "maxrl", runs_root / "grpo"], tmp_path / "a", labels=["MaxRL", "GRPO"], band="minmax")
+    table = pd.read_csv(tmp_path / "a" / "final_pass_at_k.csv")
+    assert list(table["label"].unique()) == ["MaxRL", "GRPO"]
+
+    # a regex that puts every run of one seed together: groups are seeds now, each with both estimators
+    make_plots([runs_root], tmp_path / "b", label_by=r"(seed\d)")
+    table = pd.read_csv(tmp_path / "b" / "final_pass_at_k.csv")
+    row = table[(table["label"] == "seed0") & (table["k"] == 1)].iloc[0]
+    assert row["pass_at_k_mean"] == pytest.approx((FINAL_PASS["maxrl", 0] + FINAL_PASS["grpo", 0]) / 2, rel=1e-5)
+
+
+def test_label_key_from_json(runs_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for index, (estimator, seed) in enumerate(FINAL_PASS):
+        run_dir = write_run(root / f"run{index}", estimator, seed)
+        (run_dir.parent / "hparams.json").write_text(f'{{"estimator": "{estimator}", "seed": {seed}}}')
+    make_plots([root], tmp_path / "out", label_key="estimator")
+    assert sorted(pd.read_csv(tmp_path / "out" / "final_pass_at_k.csv")["label"].unique()) == ["grpo", "maxrl"]
+    with pytest.raises(ValueError, match="--label-key 'lr'"):
+        make_plots([root], tmp_path / "out2", label_key="lr")
+
+
+def test_errors(runs_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="one label per run directory"):
+        make_plots([runs_root], tmp_path, labels=["a", "b"])
+    with pytest.raises(ValueError, match="No TensorBoard event files"):
+        make_plots([tmp_path], tmp_path / "out")
+    with pytest.raises(ValueError, match="does not match the run path"):
+        make_plots([runs_root], tmp_path / "out", label_by="nomatch")
+    other = tmp_path / "other"
+    writer = SummaryWriter(str(other))
+    writer.add_scalar("train/loss", 1.0, 0)
+    writer.close()
+    with pytest.raises(ValueError, match="None of the 1 runs logged"):
+        make_plots([other], tmp_path / "out")
+
+
+def test_aggregate_mean_band_and_interpolation() -> None:
+    a = pd.Series([0.0, 1.0, 2.0], index=[0, 10, 20])
+    b = pd.Series([2.0, 3.0, 4.0], index=[0, 10, 20])
+    curve = aggregate([a, b], band="std")
+    assert curve is not None and curve.n_runs == 2
+    np.testing.assert_allclose(curve.steps, [0, 10, 20])
+    np.testing.assert_allclose(curve.mean, [1, 2, 3])
+    np.testing.assert_allclose(curve.high - curve.low, [2, 2, 2])
+    # different logging steps: interpolated on the union of steps inside the common range [5, 20]
+    c = pd.Series([0.0, 2.0], index=[5, 25])
+    curve = aggregate([a, c], band="minmax")
+    assert curve is not None
+    np.testing.assert_allclose(curve.steps, [5, 10, 20])
+    np.testing.assert_allclose(curve.low, [0.0, 0.5, 1.5])
+    np.testing.assert_allclose(curve.high, [0.5, 1.0, 2.0])
+    assert aggregate([pd.Series(dtype=float)]) is None
