@@ -216,7 +216,7 @@ def test_callback_logs_exact_values(tmp_path: Any) -> None:
     expected.update(nll=2 / 5 * math.log(8), mean_ep_length=2.2)
     for row in eval_rows:
         assert {key: float(row[f"eval/{key}"]) for key in expected} == pytest.approx(expected)
-    data = np.load(tmp_path / "evaluations.npz")
+    data = np.load(tmp_path / "pass_at_k_evaluations.npz")
     np.testing.assert_array_equal(data["timesteps"], callback.evaluations_timesteps)
     np.testing.assert_array_equal(data["ks"], [1, 2, 4])
     np.testing.assert_allclose(data["pass_at_k"], 0.6)

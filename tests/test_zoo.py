@@ -74,7 +74,7 @@ def test_train_then_load_and_enjoy(tmp_path: Path, capsys: pytest.CaptureFixture
     action, _ = model.predict(np.array([0.5], dtype=np.float32), deterministic=True)
     assert action.shape == (1,) and -1 <= action[0] <= 1
     # pass@k every 1000 steps and at the end, in TensorBoard (for maxrl-plot) and in <run>/pass_at_k/
-    pass_at_k = np.load(run_dir / "pass_at_k" / "evaluations.npz")
+    pass_at_k = np.load(run_dir / "pass_at_k" / "pass_at_k_evaluations.npz")
     assert list(pass_at_k["ks"]) == [1, 2, 4, 8] and pass_at_k["pass_at_k"].shape == (3, 4)
     (tb_run,) = find_run_dirs(tmp_path / "tb")
     scalars, _ = read_scalars(tb_run)

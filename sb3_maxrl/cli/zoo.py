@@ -29,7 +29,7 @@ While rl-zoo3 runs, its ``ExperimentManager`` is replaced by :class:`MaxRLExperi
   :class:`~sb3_maxrl.common.callbacks.PassAtKEvalCallback` that logs ``eval/pass@k``, ``eval/neg_log_pass@k``,
   ``eval/mean_likelihood`` and ``eval/nll`` every N env steps and at the end (on ``--pass-at-k-start-states``
   held-out start states x ``--pass-at-k-samples`` episodes, in as many envs as training uses), next to rl-zoo3's
-  own ``EvalCallback``; its ``evaluations.npz`` goes to ``<run>/pass_at_k/``. Add ``-tb DIR`` to get the curves
+  own ``EvalCallback``; its ``pass_at_k_evaluations.npz`` goes to ``<run>/pass_at_k/``. Add ``-tb DIR`` to get the curves
   in TensorBoard for ``maxrl-plot``.
 """
 

@@ -43,7 +43,7 @@ class PassAtKEvalCallback(EventCallback):
     :param best_metric: the logged metric that picks the best model (``"pass@{k}"`` with k in ``ks``,
         ``"neg_log_pass@{k}"``, ``"mean_likelihood"`` or ``"nll"``)
     :param best_model_save_path: folder where ``best_model.zip`` is saved (None: not saved)
-    :param log_path: folder where ``evaluations.npz`` is written after every evaluation (None: not written)
+    :param log_path: folder where ``pass_at_k_evaluations.npz`` is written after every evaluation (None: not written)
     :param eval_at_training_end: evaluate once more when training ends if the policy changed since the last
         evaluation
     :param callback_on_new_best: callback triggered when there is a new best model
@@ -93,7 +93,7 @@ class PassAtKEvalCallback(EventCallback):
         self.eval_env = make_eval_vec_env(eval_env, n_envs)
         self.eval_freq = eval_freq
         self.best_model_save_path = best_model_save_path
-        self.log_path = None if log_path is None else os.path.join(log_path, "evaluations")
+        self.log_path = None if log_path is None else os.path.join(log_path, "pass_at_k_evaluations")
         self.eval_at_training_end = eval_at_training_end
         self.callback_on_new_best = callback_on_new_best
         if self.callback_on_new_best is not None:
