@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sb3_maxrl_envs import make_minigrid
 from stable_baselines3.common.env_util import make_vec_env
 
 import sb3_maxrl
 from sb3_maxrl import MaxRL, StartStateWrapper
+from sb3_maxrl_envs import make_minigrid
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
