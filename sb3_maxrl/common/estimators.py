@@ -15,7 +15,6 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import torch
-from scipy.special import roots_legendre
 
 ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
@@ -73,6 +72,8 @@ def _check_truncation(truncation: int | None, group_size: int) -> int:
 @lru_cache(maxsize=32)
 def _unit_interval_quadrature(n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Legendre nodes and weights mapped to ``[0, 1]`` (exact for polynomials of degree < 2 n_nodes)."""
+    from scipy.special import roots_legendre  # imported on first use: scipy costs tens of MB of memory
+
     nodes, weights = roots_legendre(n_nodes)
     return torch.from_numpy((nodes + 1.0) / 2.0), torch.from_numpy(weights / 2.0)
 
