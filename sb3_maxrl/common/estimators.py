@@ -79,16 +79,20 @@ def _unit_interval_quadrature(n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _loo_weights_full(likelihoods: torch.Tensor, max_elements: int = 2**24) -> torch.Tensor:
-    """``T = N``: ``omega_i = N * int_0^1 prod_{j != i} (1 - t l_j) dt``, exact by Gauss-Legendre quadrature."""
+    """``T = N``: ``omega_i = N * int_0^1 prod_{j != i} (1 - t l_j) dt``, exact by Gauss-Legendre quadrature.
+
+    The leave-one-out product is the group product (summed in log space, one ``exp`` per node) divided by the
+    own factor ``1 - t l_i > 0`` (``t < 1``); a group product that underflows contributes less than 1e-290.
+    """
     n_groups, group_size = likelihoods.shape
     nodes, weights = _unit_interval_quadrature((group_size + 1) // 2)
     omega = torch.empty_like(likelihoods)
     groups_per_chunk = max(1, max_elements // (group_size * len(nodes)))
     for start in range(0, n_groups, groups_per_chunk):
         chunk = likelihoods[start : start + groups_per_chunk]
-        log_factors = torch.log1p(-nodes * chunk[..., None])  # (g, N, nodes); 1 - t l > 0 since t < 1
-        leave_one_out = log_factors.sum(dim=1, keepdim=True) - log_factors
-        omega[start : start + groups_per_chunk] = group_size * (torch.exp(leave_one_out) @ weights)
+        own_factors = 1.0 - nodes * chunk[..., None]  # (g, N, nodes)
+        weighted_products = torch.exp(torch.log(own_factors).sum(dim=1, keepdim=True)) * weights
+        omega[start : start + groups_per_chunk] = group_size * (weighted_products / own_factors).sum(dim=-1)
     return omega
 
 
