@@ -52,9 +52,11 @@ class MaxRL(OnPolicyAlgorithm):
         "grpo" or "dr_grpo"; see ``sb3_maxrl.group_advantages``
     :param truncation: T of "maxrl_general" in [1, group_size]; None means T = N
     :param baseline: the baseline of "maxrl_general" (see ``group_advantages``)
-    :param n_epochs: Passes over each update's episodes (1: fully on-policy, as in the paper)
+    :param n_epochs: Passes over each update's episodes. The first pass's gradient is exactly the estimator's;
+        later passes reuse the episodes with a clipped importance ratio. The paper: 1 (fully on-policy)
     :param batch_size: Steps per minibatch; None for one batch of all steps (as in the paper)
-    :param clip_range: PPO-style ratio clip for ``n_epochs > 1``; None for the plain score-function loss
+    :param clip_range: PPO-style ratio clip; None for the plain score-function loss ``-A log pi`` (the paper,
+        with ``n_epochs=1``)
     :param ent_coef: Entropy coefficient for the loss calculation
     :param max_grad_norm: The maximum value for the gradient clipping (None: no clipping)
     :param train_seeds: A finite set of training start seeds; None for an infinite seeded stream
@@ -83,15 +85,15 @@ class MaxRL(OnPolicyAlgorithm):
         self,
         policy: str | type[MaxRLPolicy] = "MlpPolicy",
         env: GymEnv | str | None = None,
-        learning_rate: float | Schedule = 1e-3,
-        group_size: int = 16,
+        learning_rate: float | Schedule = 3e-3,
+        group_size: int = 8,
         n_groups: int = 8,
         estimator: EstimatorName | str = "maxrl",
         truncation: int | None = None,
         baseline: BaselineName | float = "loo_pass",
-        n_epochs: int = 1,
+        n_epochs: int = 4,
         batch_size: int | None = None,
-        clip_range: float | Schedule | None = None,
+        clip_range: float | Schedule | None = 0.2,
         ent_coef: float = 0.0,
         max_grad_norm: float | None = 0.5,
         train_seeds: Iterable[int] | None = None,
