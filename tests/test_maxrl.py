@@ -160,3 +160,13 @@ def test_env_id_string_and_default_arguments():
     assert deferred.env is None
     deferred.set_env(make_minigrid("MiniGrid-Empty-5x5-v0"))
     assert deferred.policy is not None and all(deferred.env.env_is_wrapped(StartStateWrapper))
+
+
+def test_minibatches_cover_every_step_once_per_epoch(make_group_vec_env):
+    model = MaxRL("MlpPolicy", make_group_vec_env(2), group_size=3, n_groups=2, batch_size=64, seed=0)
+    model.learn(400)
+    full = next(model.rollout_buffer.get(None))
+    batches = list(model.rollout_buffer.get(64))
+    assert all(len(batch.advantages) <= 64 for batch in batches)
+    merged = torch.cat([batch.old_log_prob for batch in batches])
+    torch.testing.assert_close(merged.sort().values, full.old_log_prob.sort().values)

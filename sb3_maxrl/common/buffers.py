@@ -107,9 +107,11 @@ class GroupRolloutBuffer:
         :return: a generator of :class:`GroupRolloutSamples`
         """
         assert self.samples is not None, "call finalize() before get()"
+        if batch_size is None:
+            yield self.samples
+            return
         n_steps = len(self.step_episode_ids)
-        indices = th.randperm(n_steps) if shuffle and batch_size is not None else th.arange(n_steps)
-        batch_size = n_steps if batch_size is None else batch_size
+        indices = th.randperm(n_steps) if shuffle else th.arange(n_steps)
         for start in range(0, n_steps, batch_size):
             index = indices[start : start + batch_size].to(self.device)
             observations = self.samples.observations
