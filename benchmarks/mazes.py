@@ -17,6 +17,7 @@ needs to reach each baseline's final pass@k), ``mazes.png``; ``--sweep`` writes 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import sys
 import time
@@ -186,6 +187,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes (<= 2 on this machine)")
     parser.add_argument("--sweep", action="store_true", help="MaxRL hyperparameter sanity sweep instead")
     parser.add_argument("--replot", action="store_true", help="redraw mazes.png from the CSVs in --out")
+    parser.add_argument(
+        "--maxrl-kwargs",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="dict merged over common.MAXRL_KWARGS for every MaxRL-family algo (not ppo), e.g. "
+        '\'{"n_epochs": 1, "clip_range": null}\' (default: none, the shared configuration; ignored by --sweep)',
+    )
     args = parser.parse_args()
     common.setup_torch()
     import pandas as pd
@@ -237,6 +246,10 @@ def main() -> None:
         return
 
     tasks = [{**base, "algo": a, "seed": s} for s in range(n_seeds) for a in args.algos]  # interleaved A/B
+    if args.maxrl_kwargs:
+        for t in tasks:
+            if t["algo"] != "ppo":
+                t["overrides"] = dict(args.maxrl_kwargs)
     results = run_tasks(tasks, args.workers)
     final = pd.DataFrame([r["final"] for r in results])
     curves = pd.DataFrame([c for r in results for c in r["curves"]])
