@@ -112,9 +112,21 @@ def test_non_episodic_env_is_an_error_not_a_hang():
         model.learn(1000)
 
 
-def test_vec_env_without_start_state_wrapper_is_an_error():
-    with pytest.raises(ValueError, match="wrapper_class=StartStateWrapper"):
-        MaxRL("MlpPolicy", DummyVecEnv([CoinEnv]))
+def test_subproc_vec_env_without_start_state_wrapper_is_an_error():
+    venv = make_vec_env("CartPole-v1", n_envs=1, vec_env_cls=SubprocVecEnv)
+    try:
+        with pytest.raises(ValueError, match="wrapper_class=StartStateWrapper"):
+            MaxRL("MlpPolicy", venv)
+    finally:
+        venv.close()
+
+
+def test_dummy_vec_env_is_wrapped_automatically():
+    venv = DummyVecEnv([CoinEnv, CoinEnv])
+    model = MaxRL("MlpPolicy", venv, group_size=2, n_groups=2, seed=0)
+    assert all(venv.env_is_wrapped(StartStateWrapper))
+    model.learn(8)
+    assert model.num_timesteps >= 8
 
 
 def test_box_actions_are_clipped_to_bounds():
@@ -168,7 +180,32 @@ def test_all_fail_and_all_success_groups_leave_parameters_unchanged(outcome):
     model = MaxRL("MlpPolicy", CoinEnv(likelihood=outcome), group_size=4, n_groups=2, estimator="maxrl", seed=0)
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(40)
-    assert model._n_updates > 0
+    assert model._n_updates == 0 and model.n_skipped_updates == 5
+    for a, b in zip(before, model.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+class _SwitchableCoinEnv(CoinEnv):
+    """Success when the action is 1, until ``all_fail`` is set: then every episode fails."""
+
+    all_fail = False
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = super().step(action)
+        info["is_success"] = info["is_success"] and not self.all_fail
+        return observation, reward, terminated, truncated, info
+
+
+def test_zero_advantage_updates_skip_the_optimizer_after_a_learning_update():
+    """Adam's momentum would keep moving the policy on zero gradients; the skipped step must leave it still."""
+    env = _SwitchableCoinEnv()
+    model = MaxRL("MlpPolicy", env, group_size=4, n_groups=4, n_epochs=1, clip_range=None, seed=0)
+    model.learn(64)  # updates with mixed outcomes fill Adam's moment estimates
+    assert model._n_updates > 0 and model.policy.optimizer.state
+    env.all_fail = True
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(64, reset_num_timesteps=False)
+    assert model.n_skipped_updates == 4
     for a, b in zip(before, model.policy.parameters(), strict=True):
         assert torch.equal(a, b)
 

@@ -1,9 +1,9 @@
 """Run ``group_size`` complete episodes from each of several start states on any VecEnv.
 
 Env slots are handed episodes from one queue: a slot that finishes takes the next pending episode (its start
-seed queued one episode ahead in the slot's :class:`~sb3_maxrl.common.start_states.StartStateWrapper`, so the
-VecEnv's auto-reset starts it). Once the queue is empty, finishing slots start throw-away episodes whose steps
-are marked -1 and never enter a gradient. Training and pass@k evaluation both use :func:`collect_group_episodes`.
+queued one episode ahead through the VecEnv's start-state control,
+:class:`~sb3_maxrl.common.start_states.StartStateVecEnv`, so the VecEnv's auto-reset starts it). Once the queue
+is empty, finishing slots start throw-away episodes whose steps are marked -1 and never enter a gradient. Training and pass@k evaluation both use :func:`collect_group_episodes`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -19,13 +20,40 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from sb3_maxrl.common.buffers import GroupRolloutBuffer
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, episode_likelihood
+from sb3_maxrl.common.start_states import EpisodeStart, start_state_control
 from sb3_maxrl.common.type_aliases import EpisodeBatch
 
 #: ``act(observations) -> (env_actions, stored_actions, log_probs)``
 ActFn = Callable[[VecEnvObs], tuple[np.ndarray, np.ndarray, np.ndarray]]
-#: ``step_hook(new_observations, infos, dones, finished_slots) -> keep_going``; ``finished_slots`` are the env
-#: slots whose kept episode ended at this step.
-StepHook = Callable[[VecEnvObs, list[dict[str, Any]], np.ndarray, list[int]], bool]
+
+
+@dataclass
+class StepRecord:
+    """
+    One VecEnv step of a group collection, as a step hook sees it.
+
+    :param actions: the actions the policy sampled (as stored)
+    :param env_actions: the actions sent to the env (clipped to a Box action space)
+    :param log_probs: their log-probabilities
+    :param new_observations: the observations after the step
+    :param rewards: the env's rewards
+    :param dones: the env's done flags
+    :param infos: the env's info dicts
+    :param finished_slots: the env slots whose kept episode ended at this step
+    """
+
+    actions: np.ndarray
+    env_actions: np.ndarray
+    log_probs: np.ndarray
+    new_observations: VecEnvObs
+    rewards: np.ndarray
+    dones: np.ndarray
+    infos: list[dict[str, Any]]
+    finished_slots: list[int]
+
+
+#: ``step_hook(step) -> keep_going``, called after every VecEnv step
+StepHook = Callable[[StepRecord], bool]
 StartStateCheck = Literal["raise", "warn", "off"]
 
 _WORKER_ERRORS = (EOFError, BrokenPipeError, ConnectionResetError)
@@ -38,16 +66,26 @@ class StartStateMismatchError(RuntimeError):
 class _GroupSchedule:
     """Which episode every env slot runs now and next, and the queue of episodes not yet started."""
 
-    def __init__(self, env: VecEnv, group_seeds: Sequence[int], group_size: int):
-        self.env = env
+    def __init__(
+        self, env: VecEnv, group_seeds: Sequence[int], group_size: int, noise_seeds: Sequence[int] | None = None
+    ):
+        self.control = start_state_control(env)
         self.group_seeds = [int(s) for s in group_seeds]
         self.group_size = group_size
-        self.pending = deque(range(len(group_seeds) * group_size))
+        n_episodes = len(group_seeds) * group_size
+        if noise_seeds is not None and len(noise_seeds) != n_episodes:
+            raise ValueError(f"noise_seeds needs one seed per episode ({n_episodes}), got {len(noise_seeds)}.")
+        self.noise_seeds = None if noise_seeds is None else [int(s) for s in noise_seeds]
+        self.pending = deque(range(n_episodes))
         self.current = np.array([self._pop() for _ in range(env.num_envs)], dtype=np.int64)
         self.upcoming = np.array([self._pop() for _ in range(env.num_envs)], dtype=np.int64)
-        for slot in range(env.num_envs):
-            seeds = [self.seed_of(e) for e in (self.current[slot], self.upcoming[slot]) if e >= 0]
-            env.env_method("set_start_schedule", seeds, slot, indices=[slot])
+        self.control.schedule_episodes(
+            {
+                slot: [self.start_of(e) for e in (self.current[slot], self.upcoming[slot]) if e >= 0]
+                for slot in range(env.num_envs)
+            },
+            replace=True,
+        )
 
     def _pop(self) -> int:
         return self.pending.popleft() if self.pending else -1
@@ -55,16 +93,23 @@ class _GroupSchedule:
     def seed_of(self, episode: int) -> int:
         return self.group_seeds[episode // self.group_size]
 
+    def start_of(self, episode: int) -> EpisodeStart:
+        return EpisodeStart(self.seed_of(episode), None if self.noise_seeds is None else self.noise_seeds[episode])
+
     def advance(self, slots: Sequence[int]) -> None:
         """These slots finished their episode and auto-reset into their upcoming one; queue their next ones."""
-        seed_by_slot = {}
+        starts_by_slot = {}
         for slot in slots:
             self.current[slot] = self.upcoming[slot]
             self.upcoming[slot] = self._pop()
             if self.upcoming[slot] >= 0:
-                seed_by_slot[slot] = self.seed_of(int(self.upcoming[slot]))
-        if seed_by_slot:
-            self.env.env_method("schedule_start_seeds", seed_by_slot, indices=list(seed_by_slot))
+                starts_by_slot[slot] = [self.start_of(int(self.upcoming[slot]))]
+        if starts_by_slot:
+            self.control.schedule_episodes(starts_by_slot)
+
+    def clear(self) -> None:
+        """Empty every slot's queue (the collection stopped early)."""
+        self.control.schedule_episodes({}, replace=True)
 
     def describe_in_flight(self) -> str:
         return ", ".join(f"slot {slot}: start seed {self.seed_of(e)}" for slot, e in enumerate(self.current) if e >= 0)
@@ -81,11 +126,13 @@ def collect_group_episodes(
     likelihood_key: str = LIKELIHOOD_KEY,
     max_episode_steps: int = 10_000,
     start_state_check: StartStateCheck = "raise",
+    noise_seeds: Sequence[int] | None = None,
 ) -> EpisodeBatch:
     """
     Run ``group_size`` complete episodes from each start seed, filling ``buffer`` if given.
 
-    :param env: a VecEnv whose envs are wrapped in ``StartStateWrapper``; it is reset first
+    :param env: a VecEnv with start-state control (its envs wrapped in ``StartStateWrapper``, or a native
+        ``StartStateVecEnv``); it is reset first
     :param group_seeds: the start seed of every group
     :param group_size: episodes per start seed
     :param act: the policy: observations -> (actions for the env, actions to store, log-probabilities)
@@ -94,20 +141,23 @@ def collect_group_episodes(
     :param likelihood_key: info key of a continuous likelihood (else ``info["is_success"]`` is used)
     :param max_episode_steps: an episode longer than this is an error (MaxRL needs episodic tasks)
     :param start_state_check: what to do when two episodes of a group start from different observations
+    :param noise_seeds: one seed per episode (episode ``e`` of group ``e // group_size``) for its in-episode
+        randomness, so the episodes of a group are independent given their start state; None shares it (every
+        episode continues the env RNG that ``reset(seed)`` left: common random numbers)
     :return: the episodes' outcomes
     """
     n_episodes = len(group_seeds) * group_size
     likelihoods = np.full(n_episodes, np.nan)
     lengths = np.zeros(n_episodes, dtype=np.int64)
     fingerprints: dict[int, int] = {}
-    schedule = _GroupSchedule(env, group_seeds, group_size)
+    schedule = _GroupSchedule(env, group_seeds, group_size, noise_seeds)
     observations = env.reset()
     steps_in_episode = np.zeros(env.num_envs, dtype=np.int64)
     n_finished, env_steps = 0, 0
     while n_finished < n_episodes:
         env_actions, stored_actions, log_probs = act(observations)
         try:
-            new_observations, _, dones, infos = env.step(env_actions)
+            new_observations, rewards, dones, infos = env.step(env_actions)
         except _WORKER_ERRORS as error:
             raise RuntimeError(
                 f"An env worker process died while running episodes ({schedule.describe_in_flight()}); "
@@ -141,8 +191,9 @@ def collect_group_episodes(
                 "(gymnasium.wrappers.TimeLimit or max_episode_steps=... in gym.make) or raise max_episode_steps."
             )
         observations = new_observations
-        if step_hook is not None and not step_hook(new_observations, infos, dones, finished_slots):
-            env.env_method("set_start_schedule", [])
+        step = StepRecord(stored_actions, env_actions, log_probs, new_observations, rewards, dones, infos, finished_slots)
+        if step_hook is not None and not step_hook(step):
+            schedule.clear()
             return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps, completed=False)
     return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps)
 
@@ -153,8 +204,9 @@ def _check_start_state(
     expected_seed = schedule.seed_of(episode)
     if "start_seed" not in info:
         raise RuntimeError(
-            "The final step's info has no 'start_seed': the env is not wrapped in StartStateWrapper, so MaxRL "
-            "cannot choose start states. Build VecEnvs with make_vec_env(..., wrapper_class=StartStateWrapper)."
+            "The final step's info has no 'start_seed': the env is not wrapped in StartStateWrapper (or the "
+            "StartStateVecEnv does not report it), so MaxRL cannot check start states. Build VecEnvs with "
+            "make_vec_env(..., wrapper_class=StartStateWrapper)."
         )
     if info["start_seed"] != expected_seed:
         raise RuntimeError(

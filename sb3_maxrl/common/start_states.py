@@ -4,15 +4,125 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterable, Sequence
-from typing import Any, SupportsFloat
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple, Protocol, SupportsFloat, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
 
 #: Training start seeds of the infinite stream are drawn from ``[0, EVAL_SEED_BASE)``; the default held-out
 #: evaluation start states are ``EVAL_SEED_BASE + i``, so the two never overlap.
 EVAL_SEED_BASE = 2**31
+
+
+#: How the episodes of a group draw their in-episode randomness: ``"independent"`` (each episode's env RNG is
+#: reseeded after the start-state reset from its own seed) or ``"shared"`` (common random numbers: every
+#: episode of a group continues the RNG stream ``reset(seed)`` left, so their transition noise is identical).
+EpisodeNoise = Literal["independent", "shared"]
+EPISODE_NOISE_OPTIONS: tuple[str, ...] = ("independent", "shared")
+
+
+def check_episode_noise(episode_noise: str) -> None:
+    """
+    Raise a clear error for an unknown ``episode_noise`` option.
+
+    :param episode_noise: the option to check
+    """
+    if episode_noise not in EPISODE_NOISE_OPTIONS:
+        raise ValueError(
+            f"episode_noise must be 'independent' (each episode of a group gets its own in-episode randomness, "
+            f"the estimators' assumption) or 'shared' (common random numbers), got {episode_noise!r}."
+        )
+
+
+class EpisodeStart(NamedTuple):
+    """
+    How one episode starts: the reset seed that fixes its start state, and the seed of its in-episode randomness.
+
+    :param start_seed: passed to ``reset(seed=...)``; episodes of one group share it
+    :param noise_seed: reseeds the env's ``np_random`` right after that reset, so that episodes of one group draw
+        independent transition noise; ``None`` keeps the stream ``reset(start_seed)`` left (shared noise)
+    """
+
+    start_seed: int
+    noise_seed: int | None = None
+
+
+@runtime_checkable
+class StartStateVecEnv(Protocol):
+    """
+    The start-state control protocol: how MaxRL and pass@k evaluation choose the start of every episode.
+
+    Every env slot keeps a FIFO queue of :class:`EpisodeStart`. Each reset of a slot (``VecEnv.reset()`` or the
+    auto-reset after an episode ends) pops the head of its queue: ``reset(seed=start_seed)`` fixes the start
+    state, then ``noise_seed`` (if not None) reseeds the in-episode randomness. A slot with an empty queue resets
+    as it would without the protocol. The final step of every episode reports ``info["start_seed"]`` (the seed
+    it was reset with) and ``info["start_fingerprint"]`` (an int identifying its start state, e.g. a hash of the
+    first observation), with which the collector checks that ``reset(seed)`` fixes the start state.
+
+    A vectorized env implements it natively (``sb3_maxrl_envs.StrictMazeVecEnv``); any other VecEnv gets it from
+    :class:`StartStateWrapper` around each of its envs, through :class:`WrappedStartStates`.
+    """
+
+    num_envs: int
+
+    def schedule_episodes(self, starts_by_slot: Mapping[int, Sequence[EpisodeStart]], replace: bool = False) -> None:
+        """
+        Queue episode starts per env slot.
+
+        :param starts_by_slot: the starts to queue for each named slot, first used first
+        :param replace: replace every slot's queue (slots not named get an empty one) instead of appending
+        """
+
+
+class WrappedStartStates:
+    """
+    :class:`StartStateVecEnv` for a VecEnv whose envs are each wrapped in :class:`StartStateWrapper`.
+
+    One ``env_method`` call serves all the slots of a schedule (SubprocVecEnv pipelines it to its workers).
+
+    :param venv: the VecEnv
+    """
+
+    def __init__(self, venv: VecEnv):
+        self.venv = venv
+        self.num_envs = venv.num_envs
+
+    def schedule_episodes(self, starts_by_slot: Mapping[int, Sequence[EpisodeStart]], replace: bool = False) -> None:
+        """
+        Queue episode starts per env slot (see :class:`StartStateVecEnv`).
+
+        :param starts_by_slot: the starts to queue for each named slot, first used first
+        :param replace: replace every slot's queue (slots not named get an empty one) instead of appending
+        """
+        table = {int(slot): [_as_episode_start(start) for start in starts] for slot, starts in starts_by_slot.items()}
+        if replace:  # also tells every env its slot, the key of the tables that follow
+            for slot in range(self.num_envs):
+                self.venv.env_method("set_start_schedule", table.get(slot, []), slot, indices=[slot])
+        elif table:
+            self.venv.env_method("queue_episode_starts", table, indices=sorted(table))
+
+
+def start_state_control(venv: VecEnv) -> StartStateVecEnv:
+    """
+    The start-state control of a VecEnv: its own (a native :class:`StartStateVecEnv`, also under VecEnvWrappers
+    such as VecNormalize), else :class:`WrappedStartStates` over its ``StartStateWrapper``-wrapped envs.
+
+    :param venv: the VecEnv to control
+    :return: the object to schedule episodes with
+    """
+    native = venv.unwrapped
+    if isinstance(native, StartStateVecEnv):
+        return native
+    if all(venv.env_is_wrapped(StartStateWrapper)):
+        return WrappedStartStates(venv)
+    raise ValueError(
+        "MaxRL chooses the start state of every episode, so each env of the VecEnv must be wrapped in "
+        "sb3_maxrl.StartStateWrapper: make_vec_env(env_id, n_envs, wrapper_class=StartStateWrapper, ...) "
+        "(a gym.Env, an env id or a DummyVecEnv is wrapped automatically), or the VecEnv must implement "
+        "sb3_maxrl.common.start_states.StartStateVecEnv."
+    )
 
 
 def default_eval_seeds(n_start_states: int) -> list[int]:
@@ -35,7 +145,9 @@ class StartStateStream:
     """
 
     def __init__(self, seed: int | None = None, train_seeds: Iterable[int] | None = None):
-        self.rng = np.random.default_rng(seed)
+        start_seeds, noise_seeds = np.random.SeedSequence(seed).spawn(2) if seed is not None else (None, None)
+        self.rng = np.random.default_rng(seed if seed is None else start_seeds)
+        self.noise_rng = np.random.default_rng(noise_seeds)
         self.train_seeds = None if train_seeds is None else np.array(list(train_seeds), dtype=np.int64)
         if self.train_seeds is not None and len(self.train_seeds) == 0:
             raise ValueError("train_seeds is empty: pass at least one start seed, or None for the infinite stream.")
@@ -57,6 +169,15 @@ class StartStateStream:
             seeds.append(self._epoch.popleft())
         return seeds
 
+    def take_noise_seeds(self, n_episodes: int) -> list[int]:
+        """
+        Seeds of the in-episode randomness of ``n_episodes`` episodes, from their own seeded stream.
+
+        :param n_episodes: how many to draw
+        :return: seeds as Python ints
+        """
+        return [int(s) for s in self.noise_rng.integers(0, 2**63 - 1, size=n_episodes)]
+
 
 def observation_fingerprint(observation: Any) -> int:
     """
@@ -77,48 +198,58 @@ def observation_fingerprint(observation: Any) -> int:
 
 class StartStateWrapper(gym.Wrapper):
     """
-    Resets to scheduled start seeds, so the algorithm decides the start state of every auto-reset.
+    Resets to scheduled episode starts, so the algorithm decides the start state of every auto-reset.
 
-    While seeds are scheduled, every reset takes the next one (it overrides a seed a VecEnv passes on its
-    first reset); with an empty schedule, resets behave as the wrapped env's. The final step of every episode
-    reports ``info["start_seed"]`` and ``info["start_fingerprint"]`` (a hash of the first observation), with
-    which the algorithm checks that ``reset(seed)`` really fixes the start state. ``MaxRL`` adds this wrapper
-    itself to a ``gym.Env``; for a VecEnv you build, pass ``wrapper_class=StartStateWrapper`` to ``make_vec_env``.
+    While starts are queued, every reset takes the next one (it overrides a seed a VecEnv passes on its first
+    reset): ``reset(seed=start_seed)``, then, if the start has a ``noise_seed``, the env's ``np_random`` is
+    reseeded with it so that the episode's own randomness (slippery moves, moving obstacles) is independent of
+    the other episodes of its group. With an empty queue, resets behave as the wrapped env's. The final step of
+    every episode reports ``info["start_seed"]`` and ``info["start_fingerprint"]`` (a hash of the first
+    observation), with which the algorithm checks that ``reset(seed)`` really fixes the start state. ``MaxRL``
+    adds this wrapper itself to a ``gym.Env``, an env id or a DummyVecEnv's envs; for a SubprocVecEnv, pass
+    ``wrapper_class=StartStateWrapper`` to ``make_vec_env``.
+
+    Randomness the env draws from elsewhere than its ``np_random`` (Python's ``random``, numpy's global RNG,
+    an external simulator seeded in ``reset``) is not reseeded.
 
     :param env: the environment to wrap
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self._scheduled: deque[int] = deque()
+        self._scheduled: deque[EpisodeStart] = deque()
         self._slot: int | None = None
         self._episode_seed: int | None = None
         self._episode_fingerprint: int | None = None
 
-    def set_start_schedule(self, seeds: Sequence[int], slot: int | None = None) -> None:
+    def set_start_schedule(self, starts: Sequence[EpisodeStart | int], slot: int | None = None) -> None:
         """
-        Replace the queue of start seeds used by the coming resets.
+        Replace the queue of episode starts used by the coming resets.
 
-        :param seeds: the seeds, first used first
-        :param slot: this env's index in its VecEnv, the key of :meth:`schedule_start_seeds`' table
+        :param starts: the starts (or bare start seeds, with shared noise), first used first
+        :param slot: this env's index in its VecEnv, its key in :meth:`queue_episode_starts`' table
         """
-        self._scheduled = deque(int(s) for s in seeds)
+        self._scheduled = deque(_as_episode_start(start) for start in starts)
         self._slot = slot
 
-    def schedule_start_seeds(self, seed_by_slot: dict[int, int]) -> None:
+    def queue_episode_starts(self, starts_by_slot: Mapping[int, Sequence[EpisodeStart]]) -> None:
         """
-        Append this env's entry of a table of start seeds to its queue (one call serves many envs).
+        Append this env's entry of a table of episode starts to its queue (one ``env_method`` call serves many envs).
 
-        :param seed_by_slot: the start seed of the coming episode of each env slot
+        :param starts_by_slot: the starts of each env slot
         """
-        if self._slot is None or self._slot not in seed_by_slot:
-            raise RuntimeError("schedule_start_seeds needs set_start_schedule(seeds, slot) to have named this env's slot.")
-        self._scheduled.append(int(seed_by_slot[self._slot]))
+        if self._slot is None:
+            raise RuntimeError("queue_episode_starts needs set_start_schedule(starts, slot) to have named this env's slot.")
+        self._scheduled.extend(_as_episode_start(start) for start in starts_by_slot.get(self._slot, []))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        noise_seed = None
         if self._scheduled:
-            seed = self._scheduled.popleft()
-        observation, info = self.env.reset(seed=seed, options=options)
+            seed, noise_seed = self._scheduled.popleft()
+        # options only when given, as SB3's DummyVecEnv does: some envs' reset() takes no options
+        observation, info = self.env.reset(seed=seed, **({} if options is None else {"options": options}))
+        if noise_seed is not None:
+            self.env.np_random = np.random.Generator(np.random.PCG64(noise_seed))
         self._episode_seed = seed
         self._episode_fingerprint = observation_fingerprint(observation)
         return observation, info
@@ -129,3 +260,11 @@ class StartStateWrapper(gym.Wrapper):
             info["start_seed"] = self._episode_seed
             info["start_fingerprint"] = self._episode_fingerprint
         return observation, reward, terminated, truncated, info
+
+
+def _as_episode_start(start: EpisodeStart | Sequence[int | None] | int) -> EpisodeStart:
+    if isinstance(start, int | np.integer):
+        return EpisodeStart(int(start))
+    start_seed, noise_seed = start
+    return EpisodeStart(int(start_seed), None if noise_seed is None else int(noise_seed))  # type: ignore[arg-type]
+

@@ -16,14 +16,21 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from sb3_maxrl.common.buffers import GroupRolloutBuffer
 from sb3_maxrl.common.estimators import BaselineName, EstimatorName, check_estimator_args, group_advantages, loo_weights
-from sb3_maxrl.common.group_rollouts import StartStateCheck, collect_group_episodes
+from sb3_maxrl.common.group_rollouts import StartStateCheck, StepRecord, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
-from sb3_maxrl.common.start_states import StartStateStream, StartStateWrapper
+from sb3_maxrl.common.start_states import (
+    EpisodeNoise,
+    StartStateStream,
+    StartStateVecEnv,
+    StartStateWrapper,
+    check_episode_noise,
+    start_state_control,
+)
 from sb3_maxrl.common.type_aliases import EpisodeBatch
 from sb3_maxrl.maxrl.policies import CnnPolicy, MaxRLPolicy, MlpPolicy, MultiInputPolicy
 
@@ -52,14 +59,22 @@ class MaxRL(OnPolicyAlgorithm):
         "grpo" or "dr_grpo"; see ``sb3_maxrl.group_advantages``
     :param truncation: T of "maxrl_general" in [1, group_size]; None means T = N
     :param baseline: the baseline of "maxrl_general" (see ``group_advantages``)
-    :param n_epochs: Passes over each update's episodes. The first pass's gradient is exactly the estimator's;
-        later passes reuse the episodes with a clipped importance ratio. The paper: 1 (fully on-policy)
+    :param n_epochs: Passes over each update's episodes. With ``batch_size=None`` the first pass's gradient is
+        exactly the estimator's (with minibatches, only the first minibatch's is); later passes reuse the episodes
+        with a clipped importance ratio, so ``n_epochs > 1`` needs ``clip_range``. The paper: 1 (fully on-policy)
     :param batch_size: Steps per minibatch; None for one batch of all steps (as in the paper)
     :param clip_range: PPO-style ratio clip; None for the plain score-function loss ``-A log pi`` (the paper,
         with ``n_epochs=1``)
-    :param ent_coef: Entropy coefficient for the loss calculation
+    :param ent_coef: Entropy coefficient. The bonus has the policy term's scale: the sum of the step entropies of
+        each episode, averaged over the update's ``G N`` episodes, so its weight does not change with episode length
     :param max_grad_norm: The maximum value for the gradient clipping (None: no clipping)
     :param train_seeds: A finite set of training start seeds; None for an infinite seeded stream
+    :param episode_noise: "independent" (default): after the seeded reset that fixes its start state, every episode
+        reseeds the env's ``np_random`` from its own seed (drawn from the run's seeded stream), so the N episodes of
+        a group are independent draws given the start state, as the estimators assume. "shared": every episode
+        continues the RNG stream ``reset(seed)`` left (common random numbers): on a stochastic task the episodes of
+        a group then share their transition noise, their outcomes are correlated, and the expected gradient is no
+        longer ``w(p) grad p``. Deterministic tasks are unaffected
     :param likelihood_key: info key of a continuous likelihood in [0, 1] (binary tasks use ``info["is_success"]``)
     :param max_episode_steps: An episode longer than this raises an error (MaxRL needs episodic tasks)
     :param start_state_check: "raise", "warn" or "off": what to do when two episodes of one group do not start
@@ -97,6 +112,7 @@ class MaxRL(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         max_grad_norm: float | None = 0.5,
         train_seeds: Iterable[int] | None = None,
+        episode_noise: EpisodeNoise = "independent",
         likelihood_key: str = LIKELIHOOD_KEY,
         max_episode_steps: int = 10_000,
         start_state_check: StartStateCheck = "raise",
@@ -114,8 +130,19 @@ class MaxRL(OnPolicyAlgorithm):
         _check_positive_int("max_episode_steps", max_episode_steps, "it caps the length of one episode")
         if batch_size is not None:
             _check_positive_int("batch_size", batch_size, "or None for one batch of all steps")
+        if n_epochs > 1 and clip_range is None:
+            raise ValueError(
+                f"n_epochs={n_epochs} with clip_range=None would reuse stale episodes with no importance ratio: pass "
+                "clip_range (e.g. 0.2) for several epochs, or n_epochs=1 for the paper's plain on-policy update."
+            )
+        check_episode_noise(episode_noise)
         if start_state_check not in ("raise", "warn", "off"):
             raise ValueError(f"start_state_check must be 'raise', 'warn' or 'off', got {start_state_check!r}.")
+        if isinstance(env, str) and env.startswith(("MiniGrid-", "BabyAI-")):
+            env = _make_minigrid_task(env)
+        # OnPolicyAlgorithm's rollout arguments do not apply to MaxRL, whose update is a number of complete episodes
+        # (collect_rollouts) with per-episode advantages (no discounting, no GAE, no critic): n_steps, gamma,
+        # gae_lambda and vf_coef get neutral values that nothing reads (sb3-contrib's ARS and TRPO do the same).
         super().__init__(
             policy,  # type: ignore[arg-type]
             env,  # type: ignore[arg-type]
@@ -146,6 +173,8 @@ class MaxRL(OnPolicyAlgorithm):
         self.batch_size = batch_size
         self.clip_range = clip_range
         self.train_seeds = None if train_seeds is None else [int(s) for s in train_seeds]
+        self.episode_noise = episode_noise
+        self.n_skipped_updates = 0
         self.likelihood_key = likelihood_key
         self.max_episode_steps = max_episode_steps
         self.start_state_check = start_state_check
@@ -170,17 +199,14 @@ class MaxRL(OnPolicyAlgorithm):
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
-        if not isinstance(env, VecEnv) and not is_wrapped(env, StartStateWrapper):
+        if isinstance(env, VecEnv):
+            _add_start_state_wrappers(env)
+        elif not is_wrapped(env, StartStateWrapper):
             env = StartStateWrapper(env)
         return BaseAlgorithm._wrap_env(env, verbose, monitor_wrapper)
 
     def _check_group_env(self, env: VecEnv) -> None:
-        if not all(env.env_is_wrapped(StartStateWrapper)):
-            raise ValueError(
-                "MaxRL chooses the start state of every episode, so each env of the VecEnv must be wrapped in "
-                "sb3_maxrl.StartStateWrapper: make_vec_env(env_id, n_envs, wrapper_class=StartStateWrapper, ...) "
-                "(a gym.Env or an env id is wrapped automatically)."
-            )
+        start_state_control(env)  # raises with what to do when MaxRL cannot choose start states
         if env.num_envs > self.n_groups * self.group_size:
             warnings.warn(
                 f"n_envs={env.num_envs} exceeds the {self.n_groups * self.group_size} episodes of one update "
@@ -237,14 +263,34 @@ class MaxRL(OnPolicyAlgorithm):
         rollout_buffer.reset()
         callback.on_rollout_start()
 
-        def step_hook(new_obs: VecEnvObs, infos: list[dict[str, Any]], dones: np.ndarray, finished: list[int]) -> bool:
+        def step_hook(step: StepRecord) -> bool:
             self.num_timesteps += env.num_envs
-            callback.update_locals(locals())
+            # the keys SB3's OnPolicyAlgorithm.collect_rollouts gives callbacks
+            callback.update_locals(
+                dict(
+                    self=self,
+                    env=env,
+                    callback=callback,
+                    rollout_buffer=rollout_buffer,
+                    n_rollout_steps=n_rollout_steps,
+                    actions=step.actions,
+                    clipped_actions=step.env_actions,
+                    log_probs=step.log_probs,
+                    new_obs=step.new_observations,
+                    rewards=step.rewards,
+                    dones=step.dones,
+                    infos=step.infos,
+                    finished_slots=step.finished_slots,
+                )
+            )
             if not callback.on_step():
                 return False
-            self._update_info_buffer([infos[i] for i in finished], dones[finished])
+            finished = step.finished_slots
+            self._update_info_buffer([step.infos[i] for i in finished], step.dones[finished])
             return True
 
+        n_episodes = self.n_groups * self.group_size
+        noise_seeds = self.start_states.take_noise_seeds(n_episodes) if self.episode_noise == "independent" else None
         episodes = collect_group_episodes(
             env,
             self.start_states.take(self.n_groups),
@@ -255,6 +301,7 @@ class MaxRL(OnPolicyAlgorithm):
             likelihood_key=self.likelihood_key,
             max_episode_steps=self.max_episode_steps,
             start_state_check=self.start_state_check,
+            noise_seeds=noise_seeds,
         )
         if not episodes.completed:
             return False
@@ -289,6 +336,15 @@ class MaxRL(OnPolicyAlgorithm):
         clip_range = None if self.clip_range is None else self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         n_steps = len(self.rollout_buffer.step_episode_ids)
         n_episodes = self.n_groups * self.group_size
+        assert self.rollout_buffer.samples is not None
+        if self.ent_coef == 0 and not th.any(self.rollout_buffer.samples.advantages != 0):
+            # A zero gradient would still move the policy through Adam's momentum: skip the optimizer instead.
+            self.n_skipped_updates += 1
+            self.logger.record("train/skipped_zero_advantage", 1)
+            self.logger.record("train/n_skipped_updates", self.n_skipped_updates)
+            return
+        self.logger.record("train/skipped_zero_advantage", 0)
+        self.logger.record("train/n_skipped_updates", self.n_skipped_updates)
         policy_losses, entropy_losses, grad_norms, clip_fractions = [], [], [], []
         for _ in range(self.n_epochs):
             for batch in self.rollout_buffer.get(self.batch_size):
@@ -305,7 +361,7 @@ class MaxRL(OnPolicyAlgorithm):
                     clipped_ratio = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
                     policy_loss = -th.min(batch.advantages * ratio, batch.advantages * clipped_ratio).sum() * scale
                     clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()).item())
-                entropy_loss = -th.mean(-log_prob if entropy is None else entropy)
+                entropy_loss = -(-log_prob if entropy is None else entropy).sum() * scale
                 loss = policy_loss + self.ent_coef * entropy_loss
                 self.policy.optimizer.zero_grad()
                 loss.backward()
@@ -350,6 +406,24 @@ class MaxRL(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+
+def _make_minigrid_task(env_id: str) -> GymEnv:
+    """A MiniGrid/BabyAI id as a binary-success task (flat observation, ``info["is_success"]``)."""
+    from sb3_maxrl_envs import make_minigrid
+
+    return make_minigrid(env_id)
+
+
+def _add_start_state_wrappers(venv: VecEnv) -> None:
+    """Wrap each env of a DummyVecEnv (under any VecEnvWrappers) in ``StartStateWrapper``, unless it has start-state
+    control already; other VecEnvs (SubprocVecEnv) must be built with the wrapper."""
+    native = venv.unwrapped
+    if isinstance(native, StartStateVecEnv) or not isinstance(native, DummyVecEnv):
+        return
+    for index, env in enumerate(native.envs):
+        if not is_wrapped(env, StartStateWrapper):
+            native.envs[index] = StartStateWrapper(env)
 
 
 def _check_positive_int(name: str, value: Any, hint: str) -> None:
