@@ -18,7 +18,13 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from sb3_maxrl.common.group_rollouts import StartStateCheck, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
-from sb3_maxrl.common.start_states import StartStateWrapper, default_eval_seeds
+from sb3_maxrl.common.start_states import (
+    EpisodeNoise,
+    StartStateWrapper,
+    check_episode_noise,
+    default_eval_seeds,
+    start_state_control,
+)
 
 
 def pass_at_k(n: int, c: int | np.ndarray, k: int) -> float | np.ndarray:
@@ -119,10 +125,11 @@ class PassAtKResult:
 
 def make_eval_vec_env(env: gym.Env | VecEnv | str, n_envs: int = 8, seed: int | None = None) -> VecEnv:
     """
-    A VecEnv of ``StartStateWrapper``-wrapped envs for :func:`evaluate_pass_at_k`.
+    A VecEnv with start-state control for :func:`evaluate_pass_at_k`.
 
     :param env: an env id (``n_envs`` copies are made), a gym.Env (wrapped in one DummyVecEnv slot) or a VecEnv
-        whose envs are already wrapped in ``StartStateWrapper`` (returned as is)
+        with start-state control: its envs wrapped in ``StartStateWrapper`` (a DummyVecEnv's envs are wrapped
+        here), or a native ``StartStateVecEnv`` (returned as is)
     :param n_envs: copies of an env id
     :param seed: passed to ``make_vec_env`` for an env id (seeds the action spaces; start states come from the
         evaluation seeds)
@@ -131,12 +138,10 @@ def make_eval_vec_env(env: gym.Env | VecEnv | str, n_envs: int = 8, seed: int | 
     if isinstance(env, str):
         return make_vec_env(env, n_envs=n_envs, seed=seed, wrapper_class=StartStateWrapper)
     if isinstance(env, VecEnv):
-        if not all(env.env_is_wrapped(StartStateWrapper)):
-            raise ValueError(
-                "pass@k evaluation chooses the start state of every episode, so each env of the VecEnv must be "
-                "wrapped in sb3_maxrl.StartStateWrapper: make_vec_env(env_id, n_envs, wrapper_class=StartStateWrapper) "
-                "(a gym.Env or an env id is wrapped automatically)."
-            )
+        native = env.unwrapped
+        if isinstance(native, DummyVecEnv):
+            native.envs = [e if is_wrapped(e, StartStateWrapper) else StartStateWrapper(e) for e in native.envs]
+        start_state_control(env)  # raises with what to do when start states cannot be chosen
         return env
     if not is_wrapped(env, StartStateWrapper):
         env = StartStateWrapper(env)
@@ -156,6 +161,8 @@ def evaluate_pass_at_k(
     n_envs: int = 8,
     max_episode_steps: int = 10_000,
     start_state_check: StartStateCheck = "raise",
+    episode_noise: EpisodeNoise = "independent",
+    seed: int | None = 0,
 ) -> PassAtKResult:
     """
     Run ``n_samples`` episodes of ``model``'s policy from each start seed and estimate pass@k.
@@ -175,6 +182,10 @@ def evaluate_pass_at_k(
     :param n_envs: copies to make when ``env`` is an env id
     :param max_episode_steps: an episode longer than this is an error
     :param start_state_check: "raise", "warn" or "off" when two episodes of a start state begin differently
+    :param episode_noise: "independent" (each episode reseeds the env's in-episode randomness from its own seed,
+        so the n samples of a start state are independent and pass@k is ``1 - (1 - p)^k`` in expectation) or
+        "shared" (common random numbers: on a stochastic task the samples are then correlated); see ``MaxRL``
+    :param seed: seeds the episodes' noise seeds (None: fresh entropy, not reproducible)
     :return: the per-start-state outcomes and the pass@k summary
     """
     if isinstance(start_seeds, int | np.integer):
@@ -185,7 +196,12 @@ def evaluate_pass_at_k(
     ks = geometric_ks(n_samples) if ks is None else [int(k) for k in ks]
     for k in ks:
         pass_at_k(n_samples, 0, k)  # validates n_samples and every k before running any episode
+    check_episode_noise(episode_noise)
     vec_env = make_eval_vec_env(env, n_envs)
+    n_episodes = len(seeds) * n_samples
+    noise_seeds = None
+    if episode_noise == "independent":
+        noise_seeds = [int(s) for s in np.random.default_rng(seed).integers(0, 2**63 - 1, size=n_episodes)]
 
     def act(observations: VecEnvObs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         actions, _ = model.policy.predict(observations, deterministic=deterministic)  # type: ignore[arg-type]
@@ -200,6 +216,7 @@ def evaluate_pass_at_k(
             likelihood_key=likelihood_key,
             max_episode_steps=max_episode_steps,
             start_state_check=start_state_check,
+            noise_seeds=noise_seeds,
         )
     finally:
         if isinstance(env, str):

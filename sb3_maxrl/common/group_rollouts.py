@@ -3,7 +3,8 @@
 Env slots are handed episodes from one queue: a slot that finishes takes the next pending episode (its start
 queued one episode ahead through the VecEnv's start-state control,
 :class:`~sb3_maxrl.common.start_states.StartStateVecEnv`, so the VecEnv's auto-reset starts it). Once the queue
-is empty, finishing slots start throw-away episodes whose steps are marked -1 and never enter a gradient. Training and pass@k evaluation both use :func:`collect_group_episodes`.
+is empty, finishing slots start throw-away episodes whose steps are marked -1 and never enter a gradient.
+Training and pass@k evaluation both use :func:`collect_group_episodes`.
 """
 
 from __future__ import annotations
