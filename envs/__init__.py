@@ -43,6 +43,8 @@ def _env_specs() -> dict[str, tuple[str, dict[str, Any]]]:
             {"size": size, "placement": "random", "start_dir": None},
         )
     specs["MaxRL/MiniGrid-v0"] = ("sb3_maxrl_envs.minigrid_wrappers:make_minigrid", {})
+    specs["MaxRL/FrozenLake-v0"] = ("sb3_maxrl_envs.frozen_lake:make_frozen_lake", {})
+    specs["MaxRL/FrozenLake-8x8-v0"] = ("sb3_maxrl_envs.frozen_lake:make_frozen_lake", {"map_name": "8x8"})
     specs["MaxRL/Regression-v0"] = ("sb3_maxrl_envs.regression:RegressionEnv", {})
     specs["MaxRL/Digits-v0"] = ("sb3_maxrl_envs.classification:DigitsClassificationEnv", {})
     return specs
