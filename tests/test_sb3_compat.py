@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -130,3 +131,61 @@ def test_progress_bar(make_group_vec_env):
     model = MaxRL("MlpPolicy", make_group_vec_env(2), group_size=2, n_groups=2)
     model.learn(200, progress_bar=True)
     assert model.num_timesteps >= 200
+
+
+def test_actor_critic_policy_kwargs_are_accepted(make_group_vec_env):
+    kwargs = dict(net_arch=dict(pi=[16], vf=[32]), share_features_extractor=False, ortho_init=False, full_std=True)
+    model = MaxRL("MlpPolicy", make_group_vec_env(2), group_size=2, n_groups=2, policy_kwargs=kwargs, seed=0)
+    assert model.policy.net_arch == [16]
+    model.learn(50)
+
+
+def test_unknown_policy_kwarg_names_what_is_accepted(make_group_vec_env):
+    with pytest.raises(TypeError, match="accepts the policy_kwargs .*net_arch"):
+        MaxRL("MlpPolicy", make_group_vec_env(2), policy_kwargs=dict(value_hidden=[8]))
+
+
+def test_callbacks_see_sb3_rollout_locals(make_group_vec_env):
+    seen: dict[str, object] = {}
+
+    class LocalsCallback(BaseCallback):
+        def _on_step(self) -> bool:
+            seen.update(self.locals)
+            return True
+
+    model = MaxRL("MlpPolicy", make_group_vec_env(2), group_size=2, n_groups=2, seed=0)
+    model.learn(20, callback=LocalsCallback())
+    for key in ("actions", "clipped_actions", "rewards", "dones", "infos", "new_obs", "log_probs", "rollout_buffer"):
+        assert key in seen, key
+    assert len(seen["rewards"]) == len(seen["actions"]) == 2
+
+
+class NoOptionsEnv(gym.Env):
+    """An env whose reset() takes no options (SB3 still runs it)."""
+
+    observation_space = spaces.Box(-1, 1, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, seed=None):  # type: ignore[override]
+        super().reset(seed=seed)
+        return self.np_random.uniform(-1, 1, 2).astype(np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 0.0, True, False, {"is_success": bool(action)}
+
+
+def test_env_whose_reset_takes_no_options_trains():
+    model = MaxRL("MlpPolicy", NoOptionsEnv(), group_size=2, n_groups=2, seed=0)
+    model.learn(20)
+    assert model.num_timesteps >= 20
+
+
+def test_several_epochs_without_ratio_clip_are_refused():
+    with pytest.raises(ValueError, match="clip_range"):
+        MaxRL("MlpPolicy", NoOptionsEnv(), n_epochs=2, clip_range=None)
+
+
+def test_minigrid_ids_work_as_given():
+    model = MaxRL("MlpPolicy", "MiniGrid-Empty-5x5-v0", group_size=2, n_groups=2, seed=0)
+    model.learn(100)
+    assert model.num_timesteps >= 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
@@ -187,9 +188,18 @@ class MaxRL(OnPolicyAlgorithm):
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
-        self.policy = self.policy_class(  # type: ignore[assignment]
-            self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
-        )
+        try:
+            self.policy = self.policy_class(  # type: ignore[assignment]
+                self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs
+            )
+        except TypeError as error:
+            if "unexpected keyword argument" not in str(error):
+                raise
+            accepted = sorted(inspect.signature(self.policy_class.__init__).parameters)[1:]
+            raise TypeError(
+                f"{error}. MaxRL's {self.policy_class.__name__} (actor only, no critic) accepts the policy_kwargs "
+                f"{', '.join(a for a in accepted if a not in ('observation_space', 'action_space', 'lr_schedule'))}."
+            ) from error
         self.policy = self.policy.to(self.device)
         self.rollout_buffer = GroupRolloutBuffer(self.observation_space, self.action_space, self.device)
         if self.start_states is None:

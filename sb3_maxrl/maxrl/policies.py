@@ -46,6 +46,11 @@ class MaxRLPolicy(BasePolicy):
     :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
     :param use_sde: Not supported (state-dependent exploration needs per-step noise resets); must be False
+    :param share_features_extractor: Accepted for compatibility with SB3's ``ActorCriticPolicy`` and ignored: there
+        is no critic to share the features extractor with
+    :param full_std: Accepted for compatibility with SB3 (it only applies with ``use_sde=True``)
+    :param use_expln: Accepted for compatibility with SB3 (it only applies with ``use_sde=True``)
+    :param squash_output: Accepted for compatibility with SB3; must be False (it only applies with ``use_sde=True``)
     """
 
     def __init__(
@@ -63,9 +68,15 @@ class MaxRLPolicy(BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         use_sde: bool = False,
+        share_features_extractor: bool = True,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
     ):
         if use_sde:
             raise ValueError("MaxRL does not support use_sde=True; use the default Gaussian policy for Box actions.")
+        if squash_output:
+            raise ValueError("squash_output=True only applies with use_sde=True, which MaxRL does not support; drop it.")
         if optimizer_kwargs is None:
             optimizer_kwargs = {"eps": 1e-5} if optimizer_class == th.optim.Adam else {}
         super().__init__(
