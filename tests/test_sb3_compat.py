@@ -141,7 +141,7 @@ def test_actor_critic_policy_kwargs_are_accepted(make_group_vec_env):
 
 
 def test_unknown_policy_kwarg_names_what_is_accepted(make_group_vec_env):
-    with pytest.raises(TypeError, match="accepts the policy_kwargs .*net_arch"):
+    with pytest.raises(TypeError, match=r"accepts the policy_kwargs .*net_arch"):
         MaxRL("MlpPolicy", make_group_vec_env(2), policy_kwargs=dict(value_hidden=[8]))
 
 
