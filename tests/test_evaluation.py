@@ -16,11 +16,12 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_maxrl import MaxRL, StartStateWrapper, default_eval_seeds
 from sb3_maxrl.common.callbacks import PassAtKEvalCallback
-from sb3_maxrl.common.evaluation import evaluate_pass_at_k, geometric_ks, pass_at_k
+from sb3_maxrl.common.estimators import symmetric_means
+from sb3_maxrl.common.evaluation import evaluate_pass_at_k, geometric_ks, pass_at_k, pass_at_k_from_likelihoods
 from sb3_maxrl_envs import make_minigrid
 
 MAZE = "MaxRL/Maze-9x9-v0"
@@ -103,6 +104,78 @@ def test_pass_at_k_errors() -> None:
         pass_at_k(8, 2.5, 1)
 
 
+def brute_force_bernoulli_pass_at_k(likelihoods: list[float], k: int) -> Fraction:
+    """The mean over all k-subsets of ``1 - prod (1 - l)``, in exact rational arithmetic."""
+    subsets = list(itertools.combinations([Fraction(value) for value in likelihoods], k))
+    return sum((1 - math.prod(1 - value for value in subset) for subset in subsets), Fraction(0)) / len(subsets)
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_pass_at_k_from_likelihoods_matches_enumeration(n: int) -> None:
+    rng = np.random.default_rng(n)
+    rows = [
+        rng.random(n),
+        rng.random(n) * 1e-3,  # rare successes: pass@k far from 1
+        rng.choice([0.0, 1.0, 0.3, 1e-9, 1 - 1e-9], size=n),  # exact 0s and 1s among continuous values
+    ]
+    for row in rows:
+        for k in range(1, n + 1):
+            exact = float(brute_force_bernoulli_pass_at_k(row.tolist(), k))
+            assert pass_at_k_from_likelihoods(row, k) == pytest.approx(exact, rel=1e-12, abs=1e-14)
+    # vectorized over start states: one row each
+    batch = np.stack(rows)
+    for k in range(1, n + 1):
+        expected = [float(brute_force_bernoulli_pass_at_k(row.tolist(), k)) for row in rows]
+        result = pass_at_k_from_likelihoods(batch, k)
+        assert isinstance(result, np.ndarray) and result.shape == (3,)
+        np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 12, 64, 1024])
+def test_pass_at_k_from_likelihoods_reduces_to_counts_for_binary_likelihoods(n: int) -> None:
+    counts = sorted({0, 1, 2, n // 3, n // 2, n - 1, n} & set(range(n + 1)))
+    ks = sorted({1, 2, 3, n // 4, n // 2, n - 1, n} & set(range(1, n + 1)))
+    rng = np.random.default_rng(n)
+    for c in counts:
+        binary = rng.permutation(np.array([1.0] * c + [0.0] * (n - c)))
+        for k in ks:
+            expected = pass_at_k(n, c, k)
+            assert pass_at_k_from_likelihoods(binary, k) == expected  # exact: counted like pass_at_k
+            # the recurrence itself, which the binary shortcut skips, reduces to the combinatorial formula
+            recurrence = 1.0 - symmetric_means(th.from_numpy(1.0 - binary), k)[k].item()
+            assert recurrence == pytest.approx(expected, abs=1e-12)
+            # likelihoods a hair (1e-13) from binary go through the recurrence; pass@k moves by at most k * 1e-13
+            nudged = np.abs(binary - 1e-13)
+            assert pass_at_k_from_likelihoods(nudged, k) == pytest.approx(expected, abs=1e-12 + k * 1e-13)
+
+
+def test_pass_at_k_from_likelihoods_large_n_is_stable() -> None:
+    likelihoods = np.random.default_rng(0).random((3, 1024)) * np.array([[1.0], [1e-2], [1e-5]])
+    ks = geometric_ks(1024)
+    curves = np.array([pass_at_k_from_likelihoods(likelihoods, k) for k in ks])  # (len(ks), 3)
+    assert np.all((curves >= 0.0) & (curves <= 1.0))
+    assert np.all(np.diff(curves, axis=0) >= 0.0), "pass@k must not fall with k"
+    assert np.all(np.diff(curves[:, 1:], axis=0) > 0.0), "pass@k must rise with k until it saturates"
+    # absolute error within n ulps: pass@1 is the mean likelihood, pass@n averages over the one n-subset
+    np.testing.assert_allclose(curves[0], likelihoods.mean(axis=1), rtol=1e-12, atol=1024 * 2.0**-52)
+    np.testing.assert_allclose(curves[-1], -np.expm1(np.log1p(-likelihoods).sum(axis=1)), rtol=1e-12, atol=1024 * 2.0**-52)
+
+
+def test_pass_at_k_from_likelihoods_errors() -> None:
+    with pytest.raises(ValueError, match="raise n_samples to >= 5"):
+        pass_at_k_from_likelihoods([0.5] * 4, 5)
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        pass_at_k_from_likelihoods([0.5] * 4, 0)
+    with pytest.raises(ValueError, match=r"finite and in \[0, 1\]"):
+        pass_at_k_from_likelihoods([0.5, 1.5], 1)
+    with pytest.raises(ValueError, match=r"finite and in \[0, 1\]"):
+        pass_at_k_from_likelihoods([0.5, np.nan], 1)
+    with pytest.raises(ValueError, match="last axis"):
+        pass_at_k_from_likelihoods(np.float64(0.5), 1)
+    with pytest.raises(ValueError, match="last axis"):
+        pass_at_k_from_likelihoods(np.zeros((3, 0)), 1)
+
+
 def test_geometric_ks() -> None:
     assert geometric_ks(1) == [1]
     assert geometric_ks(2) == [1, 2]
@@ -133,8 +206,15 @@ def test_evaluate_continuous_likelihood_and_floors() -> None:
     result = evaluate_pass_at_k(model, seed_outcome_vec_env(2, continuous=True), [10, 11, 12, 13, 14], 4, ks=[1, 3])
     np.testing.assert_allclose(result.mean_likelihoods, [0.0, 0.25, 0.5, 0.75, 1.0])
     np.testing.assert_array_equal(result.success_counts, [0, 0, 0, 0, 4])
-    assert result.pass_at_k == {1: pytest.approx(0.2), 3: pytest.approx(0.2)}
+    # default: each episode succeeds with probability l; a start state with constant l has pass@k = 1 - (1 - l)^k
+    expected = {k: np.mean([1 - (1 - p) ** k for p in [0.0, 0.25, 0.5, 0.75, 1.0]]) for k in (1, 3)}
+    assert result.pass_at_k == pytest.approx(expected, abs=1e-12)
+    assert result.pass_at_k[1] == pytest.approx(result.mean_likelihood, abs=1e-12)
     assert result.mean_likelihood == pytest.approx(0.5)
+    thresholded = evaluate_pass_at_k(
+        model, seed_outcome_vec_env(2, continuous=True), [10, 11, 12, 13, 14], 4, ks=[1, 3], success_threshold=1.0
+    )
+    assert thresholded.pass_at_k == {1: pytest.approx(0.2), 3: pytest.approx(0.2)}
     assert result.nll == pytest.approx(-(math.log(1 / 8) + math.log(0.25) + math.log(0.5) + math.log(0.75)) / 5)
     half = evaluate_pass_at_k(model, seed_outcome_vec_env(2, continuous=True), [12], 2, success_threshold=0.5)
     assert half.pass_at_k == {1: 1.0, 2: 1.0}
@@ -156,8 +236,15 @@ def test_evaluate_input_errors() -> None:
     model = MaxRL("MlpPolicy", SeedOutcomeEnv(), seed=0)
     with pytest.raises(ValueError, match="raise n_samples to >= 8"):
         evaluate_pass_at_k(model, seed_outcome_vec_env(1), [1], n_samples=4, ks=[1, 8])
-    with pytest.raises(ValueError, match="StartStateWrapper"):
-        evaluate_pass_at_k(model, DummyVecEnv([SeedOutcomeEnv]), [1], n_samples=2)
+    # a DummyVecEnv's envs are wrapped in StartStateWrapper for the user; a SubprocVecEnv's cannot be
+    unwrapped = evaluate_pass_at_k(model, DummyVecEnv([SeedOutcomeEnv]), [10, 11], n_samples=2)
+    np.testing.assert_array_equal(unwrapped.success_counts, [2, 0])
+    subprocess_env = SubprocVecEnv([SeedOutcomeEnv], start_method="fork")
+    try:
+        with pytest.raises(ValueError, match="StartStateWrapper"):
+            evaluate_pass_at_k(model, subprocess_env, [1], n_samples=2)
+    finally:
+        subprocess_env.close()
     with pytest.raises(ValueError, match="start_seeds is empty"):
         evaluate_pass_at_k(model, seed_outcome_vec_env(1), [], n_samples=2)
 
@@ -237,7 +324,30 @@ def test_callback_argument_errors() -> None:
         PassAtKEvalCallback(seed_outcome_vec_env(1), n_samples=4, best_metric="pass@3")
     with pytest.raises(ValueError, match="raise n_samples to >= 8"):
         PassAtKEvalCallback(seed_outcome_vec_env(1), n_samples=4, ks=[8])
-    with pytest.raises(ValueError, match="StartStateWrapper"):
-        PassAtKEvalCallback(DummyVecEnv([SeedOutcomeEnv]))
+    subprocess_env = SubprocVecEnv([SeedOutcomeEnv], start_method="fork")
+    try:
+        with pytest.raises(ValueError, match="StartStateWrapper"):
+            PassAtKEvalCallback(subprocess_env)
+    finally:
+        subprocess_env.close()
     callback = PassAtKEvalCallback(seed_outcome_vec_env(1), n_samples=4, best_metric="nll")
     assert not callback.higher_is_better and callback.eval_seeds == default_eval_seeds(16)
+
+
+def test_callback_pass_at_k_on_continuous_likelihoods(tmp_path: Any) -> None:
+    regression = "MaxRL/Regression-v0"  # one step, likelihood exp(-(y - yhat)^2 / (2 tau^2)): never exactly 1
+    model = MaxRL("MlpPolicy", regression, group_size=4, n_groups=2, seed=0)
+    callback = PassAtKEvalCallback(
+        regression, eval_seeds=range(8), n_samples=8, eval_freq=2, best_model_save_path=str(tmp_path), n_envs=2, verbose=0
+    )
+    model.learn(24, callback=callback)
+    assert len(callback.results) >= 2
+    for result in callback.results:
+        assert result.success_counts.sum() == 0
+        assert 0.0 < result.pass_at_k[1] < result.pass_at_k[2] < result.pass_at_k[8] < 1.0
+        assert result.pass_at_k[1] == pytest.approx(result.mean_likelihood, abs=1e-12)
+    assert callback.best_value == max(result.pass_at_k[1] for result in callback.results) > 0.0
+    assert (tmp_path / "best_model.zip").exists()
+
+    thresholded = evaluate_pass_at_k(model, regression, range(8), 8, success_threshold=1.0, n_envs=2)
+    assert set(thresholded.pass_at_k.values()) == {0.0}, "counting only likelihood-1 episodes sees no success"

@@ -50,7 +50,9 @@ class PassAtKEvalCallback(EventCallback):
     :param callback_after_eval: callback triggered after every evaluation
     :param deterministic: take the policy's mode instead of sampling (pass@k is then flat in k)
     :param likelihood_key: info key of a continuous likelihood (else ``info["is_success"]`` is used)
-    :param success_threshold: an episode is a success when its likelihood is at least this
+    :param success_threshold: None (default): an episode succeeds with probability equal to its likelihood, so
+        continuous likelihoods give a non-zero pass@k; a float: an episode is a success when its likelihood is at
+        least this (see :func:`~sb3_maxrl.common.evaluation.evaluate_pass_at_k`)
     :param n_envs: copies to make when ``eval_env`` is an env id
     :param start_state_check: "raise", "warn" or "off" when two episodes of a start state begin differently
     :param verbose: 0 silent, 1 prints every evaluation
@@ -72,7 +74,7 @@ class PassAtKEvalCallback(EventCallback):
         callback_after_eval: BaseCallback | None = None,
         deterministic: bool = False,
         likelihood_key: str = LIKELIHOOD_KEY,
-        success_threshold: float = 1.0,
+        success_threshold: float | None = None,
         n_envs: int = 8,
         start_state_check: StartStateCheck = "raise",
         verbose: int = 1,

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import torch
+
+from sb3_maxrl.common.utils import check_positive_int, is_int
 
 ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
 EstimatorName = Literal["maxrl", "maxrl_raw", "maxrl_full_cv", "maxrl_general", "reinforce", "rloo", "grpo", "dr_grpo"]
 BaselineName = Literal["loo_pass", "loo_omega_mean", "group", "none"]
-BASELINES: tuple[str, ...] = ("loo_pass", "loo_omega_mean", "group", "none")
+#: every estimator name, in the order of :data:`EstimatorName`
+ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
+#: every named baseline of ``maxrl_general``, in the order of :data:`BaselineName`
+BASELINES: tuple[str, ...] = get_args(BaselineName)
 
 
 def truncated_ml_weight(pass_rate: float | np.ndarray, truncation: int) -> float | np.ndarray:
@@ -59,12 +64,10 @@ def _check_likelihoods(likelihoods: torch.Tensor) -> None:
 def _check_truncation(truncation: int | None, group_size: int) -> int:
     if truncation is None:
         return group_size
-    if isinstance(truncation, bool) or not isinstance(truncation, int | np.integer):
-        raise TypeError(f"truncation must be an int in [1, group_size] or None, got {truncation!r}.")
-    if not 1 <= truncation <= group_size:
+    if not is_int(truncation) or not 1 <= truncation <= group_size:
         raise ValueError(
-            f"truncation must be in [1, group_size={group_size}], got {truncation}: the leave-one-out weights "
-            "can only estimate (1 - p)^k for k < N. Use truncation=None for T = N (the default)."
+            f"truncation must be in [1, group_size={group_size}] (an int), got {truncation!r}: the leave-one-out "
+            "weights can only estimate (1 - p)^k for k < N. Use truncation=None for T = N (the default)."
         )
     return int(truncation)
 
@@ -72,9 +75,7 @@ def _check_truncation(truncation: int | None, group_size: int) -> int:
 @lru_cache(maxsize=32)
 def _unit_interval_quadrature(n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss-Legendre nodes and weights mapped to ``[0, 1]`` (exact for polynomials of degree < 2 n_nodes)."""
-    from scipy.special import roots_legendre  # imported on first use: scipy costs tens of MB of memory
-
-    nodes, weights = roots_legendre(n_nodes)
+    nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
     return torch.from_numpy((nodes + 1.0) / 2.0), torch.from_numpy(weights / 2.0)
 
 
@@ -96,29 +97,40 @@ def _loo_weights_full(likelihoods: torch.Tensor, max_elements: int = 2**24) -> t
     return omega
 
 
-def _loo_weights_truncated(likelihoods: torch.Tensor, truncation: int) -> torch.Tensor:
-    """``T < N``: U-statistics ``E_k`` of the others' failure values by the normalized recurrence, summed for k < T.
-
-    ``E_k(m) = ((m - k) / m) E_k(m - 1) + (k / m) a_m E_{k-1}(m - 1)`` is a convex combination, so values stay
-    in ``[0, 1]``; row ``i`` of the recurrence skips sample ``i`` (leave-one-out). Cost ``O(G N^2 T)``.
+def symmetric_means(values: torch.Tensor, max_order: int) -> torch.Tensor:
     """
-    n_groups, group_size = likelihoods.shape
-    failures = 1.0 - likelihoods
-    orders = torch.arange(truncation, dtype=likelihoods.dtype)
-    moments = torch.zeros(n_groups, group_size, truncation, dtype=likelihoods.dtype)
+    The U-statistics ``E_0, ..., E_K`` of ``x_1, ..., x_m`` along the last axis: ``E_k = e_k(x) / C(m, k)``.
+
+    ``e_k`` is the elementary symmetric polynomial, so ``E_k`` is the mean of ``prod_{j in s} x_j`` over the
+    k-subsets ``s``: for independent ``x_j`` with mean ``q`` it is the minimum-variance unbiased estimator of
+    ``q^k``. Computed by the normalized recurrence ``E_k(m) = ((m - k) / m) E_k(m - 1) + (k / m) x_m E_{k-1}(m - 1)``,
+    a convex combination, so for ``x`` in ``[0, 1]`` every value stays in ``[0, 1]`` (no binomial coefficient is
+    formed). ``E_0 = 1``; ``E_k = 0`` for ``k > m``. Cost ``O(m K)`` per row.
+
+    :param values: ``(..., m)`` tensor, the last axis holds the ``x_j``
+    :param max_order: ``K >= 0``, the highest order returned
+    :return: ``(..., K + 1)`` tensor of ``E_0 .. E_K``, in the dtype of ``values``
+    """
+    orders = torch.arange(max_order + 1, dtype=values.dtype, device=values.device)
+    moments = torch.zeros((*values.shape[:-1], max_order + 1), dtype=values.dtype, device=values.device)
     moments[..., 0] = 1.0
-    seen = torch.zeros(group_size, dtype=likelihoods.dtype)
-    rows = torch.arange(group_size)
-    for j in range(group_size):
-        updated = rows != j
-        count = (seen + 1.0)[:, None]
+    for index in range(values.shape[-1]):
+        count = float(index + 1)
         keep = torch.clamp((count - orders) / count, min=0.0)
-        add = orders / count
         shifted = torch.nn.functional.pad(moments[..., :-1], (1, 0))
-        candidate = keep * moments + add * failures[:, j, None, None] * shifted
-        moments = torch.where(updated[None, :, None], candidate, moments)
-        seen = seen + updated.to(seen.dtype)
-    return moments.sum(dim=-1)
+        moments = keep * moments + (orders / count) * values[..., index, None] * shifted
+    return moments
+
+
+def _loo_weights_truncated(likelihoods: torch.Tensor, truncation: int) -> torch.Tensor:
+    """``T < N``: :func:`symmetric_means` of the others' failure values (leave-one-out), summed for k < T.
+
+    Row ``i`` holds the ``N - 1`` failure values ``a_j = 1 - l_j``, ``j != i``, in order. Cost ``O(G N^2 T)``.
+    """
+    group_size = likelihoods.shape[1]
+    positions = torch.arange(group_size - 1)
+    others = positions[None, :] + (positions[None, :] >= torch.arange(group_size)[:, None]).long()  # (N, N - 1)
+    return symmetric_means((1.0 - likelihoods)[:, others], truncation - 1).sum(dim=-1)
 
 
 def loo_weights(likelihoods: ArrayT, truncation: int | None = None) -> ArrayT:
@@ -227,7 +239,6 @@ _SIMPLE_ESTIMATORS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "rloo": _rloo,
     "dr_grpo": _dr_grpo,
 }
-ESTIMATORS: tuple[str, ...] = (*_SIMPLE_ESTIMATORS, "maxrl_general", "grpo")
 
 
 def check_estimator_args(estimator: str, truncation: int | None, group_size: int, baseline: str | float) -> None:
@@ -241,11 +252,12 @@ def check_estimator_args(estimator: str, truncation: int | None, group_size: int
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
-    if isinstance(group_size, bool) or not isinstance(group_size, int | np.integer) or group_size < 2:
-        raise ValueError(
-            f"group_size must be an int >= 2, got {group_size!r}: the estimators compare rollouts of the same "
-            "start state, so use group_size=2 or more (the paper uses 16 to 128)."
-        )
+    check_positive_int(
+        "group_size",
+        group_size,
+        "the estimators compare rollouts of the same start state, so use group_size=2 or more; the paper uses 16 to 128",
+        minimum=2,
+    )
     if estimator == "maxrl_general":
         _check_truncation(truncation, group_size)
     elif truncation is not None:

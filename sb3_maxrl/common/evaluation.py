@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import is_wrapped, make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
+from sb3_maxrl.common.estimators import symmetric_means
 from sb3_maxrl.common.group_rollouts import StartStateCheck, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
 from sb3_maxrl.common.start_states import (
@@ -57,6 +59,43 @@ def pass_at_k(n: int, c: int | np.ndarray, k: int) -> float | np.ndarray:
     return float(result) if result.ndim == 0 else result
 
 
+def pass_at_k_from_likelihoods(likelihoods: np.ndarray | Sequence[float], k: int) -> float | np.ndarray:
+    """
+    The unbiased pass@k estimate from ``n`` episode likelihoods, each the success probability of a Bernoulli.
+
+    An episode with likelihood ``l`` counts as a success with probability ``l``, so k episodes pass with
+    probability ``1 - prod (1 - l_j)``. Averaged over the ``C(n, k)`` k-subsets of the ``n`` samples:
+    ``pass@k = 1 - e_k(1 - l_1, ..., 1 - l_n) / C(n, k)`` with ``e_k`` the elementary symmetric polynomial, the
+    minimum-variance unbiased estimate of ``E[1 - prod_{j <= k} (1 - l_j)]``. Computed by the normalized
+    recurrence of :func:`~sb3_maxrl.common.estimators.symmetric_means` (values stay in ``[0, 1]``; absolute error
+    about ``n`` ulps; cost ``O(n k)`` per start state). Binary likelihoods (every value 0 or 1) give exactly
+    :func:`pass_at_k` of the success counts, which is then used.
+
+    :param likelihoods: ``(..., n)`` likelihoods in ``[0, 1]``, the last axis holds the ``n`` samples of a
+        start state
+    :param k: the k of pass@k, in ``[1, n]``
+    :return: pass@k, a float for a 1-D ``likelihoods``, else an array shaped like ``likelihoods[..., 0]``
+    """
+    values = np.asarray(likelihoods, dtype=np.float64)
+    if values.ndim == 0 or values.shape[-1] == 0:
+        raise ValueError(
+            f"likelihoods must have the n samples of a start state on its last axis, got shape {values.shape}: "
+            "pass a (n,) or (n_start_states, n) array."
+        )
+    if not np.all(np.isfinite(values)) or np.any(values < 0.0) or np.any(values > 1.0):
+        raise ValueError(
+            "likelihoods must be finite and in [0, 1] (each is the success probability of an episode); "
+            f"got values in [{np.nanmin(values)!r}, {np.nanmax(values)!r}]."
+        )
+    n = values.shape[-1]
+    pass_at_k(n, 0, k)  # validates k against n
+    if np.all((values == 0.0) | (values == 1.0)):
+        return pass_at_k(n, (values == 1.0).sum(axis=-1), k)
+    fail_all_k = symmetric_means(th.from_numpy(1.0 - values), int(k))[..., int(k)].numpy()
+    result = np.clip(1.0 - fail_all_k, 0.0, 1.0)
+    return float(result) if result.ndim == 0 else result
+
+
 def geometric_ks(n_samples: int) -> list[int]:
     """
     The ks of a pass@k curve: powers of two up to ``n_samples``, and ``n_samples`` itself.
@@ -86,9 +125,11 @@ class PassAtKResult:
     :param n_samples: ``n``, episodes per start state
     :param likelihoods: ``(S, n)`` likelihood of every episode
     :param episode_lengths: ``(S, n)`` length of every episode
-    :param success_counts: ``(S,)`` episodes per start state whose likelihood reached the success threshold
+    :param success_counts: ``(S,)`` episodes per start state counted as successes: likelihood at least
+        ``success_threshold``, or exactly 1 when ``success_threshold`` is None (for binary tasks: the successes)
     :param mean_likelihoods: ``(S,)`` mean likelihood per start state
-    :param pass_at_k: ``{k: pass@k}``, the unbiased estimate averaged over start states
+    :param pass_at_k: ``{k: pass@k}``, the unbiased estimate averaged over start states (from the likelihoods,
+        see :func:`pass_at_k_from_likelihoods`, or from ``success_counts`` for a float ``success_threshold``)
     :param neg_log_pass_at_k: ``{k: -log pass@k}`` of the averaged pass@k (floored, see above); the log of
         an average, not the average of logs
     :param mean_likelihood: mean likelihood over all episodes
@@ -157,7 +198,7 @@ def evaluate_pass_at_k(
     deterministic: bool = False,
     *,
     likelihood_key: str = LIKELIHOOD_KEY,
-    success_threshold: float = 1.0,
+    success_threshold: float | None = None,
     n_envs: int = 8,
     max_episode_steps: int = 10_000,
     start_state_check: StartStateCheck = "raise",
@@ -178,7 +219,10 @@ def evaluate_pass_at_k(
     :param ks: the ks of pass@k, each in ``[1, n_samples]``; None for ``geometric_ks(n_samples)``
     :param deterministic: take the policy's mode instead of sampling
     :param likelihood_key: info key of a continuous likelihood (else ``info["is_success"]`` is used)
-    :param success_threshold: an episode is a success when its likelihood is at least this (binary tasks: 1.0)
+    :param success_threshold: None (default): each episode succeeds with probability equal to its likelihood
+        (:func:`pass_at_k_from_likelihoods`; for binary tasks the usual pass@k, for continuous ones a smooth
+        pass@k). A float: an episode counts as a success when its likelihood is at least this, and pass@k is the
+        combinatorial estimate from those counts (:func:`pass_at_k`; 1.0 gives the default's binary results)
     :param n_envs: copies to make when ``env`` is an env id
     :param max_episode_steps: an episode longer than this is an error
     :param start_state_check: "raise", "warn" or "off" when two episodes of a start state begin differently
@@ -222,9 +266,12 @@ def evaluate_pass_at_k(
         if isinstance(env, str):
             vec_env.close()
     likelihoods = episodes.likelihood_matrix
-    success_counts = (likelihoods >= success_threshold).sum(axis=1)
+    success_counts = (likelihoods >= (1.0 if success_threshold is None else success_threshold)).sum(axis=1)
     mean_likelihoods = likelihoods.mean(axis=1)
-    pass_rates = {k: float(np.mean(pass_at_k(n_samples, success_counts, k))) for k in ks}
+    if success_threshold is None:
+        pass_rates = {k: float(np.mean(pass_at_k_from_likelihoods(likelihoods, k))) for k in ks}
+    else:
+        pass_rates = {k: float(np.mean(pass_at_k(n_samples, success_counts, k))) for k in ks}
     pass_floor = 1.0 / (2 * n_samples * len(seeds))
     likelihood_floor = 1.0 / (2 * n_samples)
     return PassAtKResult(
