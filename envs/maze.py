@@ -250,6 +250,17 @@ class PerfectMazeEnv(MiniGridEnv):
                 {"image": full_image, "direction": spaces.Discrete(4), "mission": MissionSpace(mission_func=_maze_mission)}
             )
 
+    def start_state_key(self, seed: int) -> tuple[bytes, tuple[int, int], int, tuple[int, int]]:
+        """
+        The start state ``reset(seed)`` gives, as ``(walls, start, heading, goal)``: seeds with equal keys are the
+        same task. It resets this env (use it before an episode, as MaxRL's held-out check does).
+
+        :param seed: the reset seed
+        :return: the key
+        """
+        self.reset(seed=seed)
+        return self.walls.tobytes(), tuple(int(v) for v in self.agent_pos), int(self.agent_dir), self.goal_pos  # type: ignore[return-value]
+
     def _gen_grid(self, width: int, height: int) -> None:
         walls = generate_perfect_maze(self.size, self.np_random)
         cells = (self.size - 1) // 2

@@ -351,3 +351,29 @@ def test_callback_pass_at_k_on_continuous_likelihoods(tmp_path: Any) -> None:
 
     thresholded = evaluate_pass_at_k(model, regression, range(8), 8, success_threshold=1.0, n_envs=2)
     assert set(thresholded.pass_at_k.values()) == {0.0}, "counting only likelihood-1 episodes sees no success"
+
+
+def test_held_out_seeds_that_are_training_seeds_are_refused():
+    from sb3_maxrl import MaxRL, PassAtKEvalCallback
+
+    model = MaxRL("MlpPolicy", "MaxRL/Maze-9x9-v0", group_size=2, n_groups=2, train_seeds=[5, 6, 7], seed=0)
+    callback = PassAtKEvalCallback("MaxRL/Maze-9x9-v0", eval_seeds=[7, 8], n_samples=2, n_envs=2, verbose=0)
+    with pytest.raises(ValueError, match="also training seeds"):
+        model.learn(10, callback=callback)
+
+
+def test_held_out_layouts_reached_by_other_seeds_are_refused():
+    """A 5x5 maze has 4 layouts: other seeds reset to the held-out layout, and the env's start_state_key says so."""
+    from sb3_maxrl import MaxRL, PassAtKEvalCallback
+    from sb3_maxrl_envs import make_maze
+
+    model = MaxRL("MlpPolicy", make_maze(size=5), group_size=2, n_groups=2, train_seeds=range(100), seed=0)
+    callback = PassAtKEvalCallback(make_maze(size=5), eval_seeds=[10**6], n_samples=2, verbose=0)
+    with pytest.raises(ValueError, match="same start state"):
+        model.learn(10, callback=callback)
+    probe = make_maze(size=5).unwrapped
+    other = next(seed for seed in range(10**6 + 1, 10**6 + 100) if probe.start_state_key(seed) != probe.start_state_key(10**6))
+    distinct_train = MaxRL("MlpPolicy", make_maze(size=5), group_size=2, n_groups=2, train_seeds=[other], seed=0)
+    callback = PassAtKEvalCallback(make_maze(size=5), eval_seeds=[10**6], n_samples=2, eval_freq=4, verbose=0)
+    distinct_train.learn(10, callback=callback)
+    assert callback.last_result is not None

@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 from sb3_maxrl.common.evaluation import PassAtKResult, evaluate_pass_at_k, geometric_ks, make_eval_vec_env, pass_at_k
 from sb3_maxrl.common.group_rollouts import StartStateCheck
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
-from sb3_maxrl.common.start_states import default_eval_seeds
+from sb3_maxrl.common.start_states import check_held_out, default_eval_seeds
 
 
 class PassAtKEvalCallback(EventCallback):
@@ -111,6 +111,7 @@ class PassAtKEvalCallback(EventCallback):
         self._last_eval_at: tuple[int, int] | None = None
 
     def _init_callback(self) -> None:
+        check_held_out(self.eval_env, self.eval_seeds, getattr(self.model, "train_seeds", None))
         if self.best_model_save_path is not None:
             os.makedirs(self.best_model_save_path, exist_ok=True)
         if self.log_path is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, SupportsFloat, runtime_checkable
 
 import gymnasium as gym
@@ -125,6 +126,72 @@ def start_state_control(venv: VecEnv) -> StartStateVecEnv:
     )
 
 
+def start_state_keys(venv: VecEnv, seeds: Sequence[int]) -> list[Hashable] | None:
+    """
+    The identity of the start state each seed resets to (e.g. a maze's layout), where the env declares one.
+
+    An env declares it with a method ``start_state_key(seed) -> Hashable``: on a native ``StartStateVecEnv``, or on
+    the unwrapped env of a ``StartStateWrapper``. Two seeds with the same key are the same task.
+
+    :param venv: the VecEnv (its first env answers for all)
+    :param seeds: the start seeds
+    :return: one key per seed, or None when the env declares no identity
+    """
+    native = venv.unwrapped
+    key_of = getattr(native, "start_state_key", None)
+    if key_of is not None:
+        return [key_of(int(seed)) for seed in seeds]
+    if all(venv.env_is_wrapped(StartStateWrapper)):
+        return venv.env_method("start_state_keys", [int(s) for s in seeds], indices=[0])[0]
+    return None
+
+
+def check_held_out(venv: VecEnv, eval_seeds: Sequence[int], train_seeds: Sequence[int] | None) -> None:
+    """
+    Refuse evaluation start states that are also training ones: the same seed, or (where the env declares a
+    start-state identity, see :func:`start_state_keys`) another seed that resets to the same start state.
+
+    :param venv: the evaluation VecEnv
+    :param eval_seeds: the held-out start seeds
+    :param train_seeds: the finite training set, or None for the infinite stream of seeds in ``[0, EVAL_SEED_BASE)``
+    :raises ValueError: when a held-out start state is also a training one
+    """
+    eval_seeds = [int(s) for s in eval_seeds]
+    if train_seeds is None:
+        if any(0 <= s < EVAL_SEED_BASE for s in eval_seeds):
+            warnings.warn(
+                "Some evaluation start seeds lie in [0, 2**31), the range MaxRL's infinite training stream draws "
+                "from, so training may visit them: use default_eval_seeds(n) or pass train_seeds.",
+                stacklevel=3,
+            )
+        elif start_state_keys(venv, eval_seeds[:1]) is not None:
+            warnings.warn(
+                "This env declares start-state identities (start_state_key): different seeds can reset to the same "
+                "start state, so the infinite training stream may train on held-out start states. Pass a finite "
+                "train_seeds set disjoint from the held-out ones by identity (for strict mazes: "
+                "sb3_maxrl_envs.strict_maze.disjoint_layout_seeds).",
+                stacklevel=3,
+            )
+        return
+    shared_seeds = set(eval_seeds) & {int(s) for s in train_seeds}
+    if shared_seeds:
+        raise ValueError(
+            f"{len(shared_seeds)} evaluation start seeds are also training seeds (e.g. {min(shared_seeds)}): held-out "
+            "start states must not be trained on. Remove them from train_seeds or use default_eval_seeds(n)."
+        )
+    keys = start_state_keys(venv, eval_seeds + [int(s) for s in train_seeds])
+    if keys is None:
+        return
+    held_out = set(keys[: len(eval_seeds)])
+    n_shared = sum(key in held_out for key in keys[len(eval_seeds) :])
+    if n_shared:
+        raise ValueError(
+            f"{n_shared} training seeds reset to the same start state (start_state_key) as an evaluation seed: "
+            "different seeds, same task. Choose train_seeds disjoint by identity (for strict mazes: "
+            "sb3_maxrl_envs.strict_maze.disjoint_layout_seeds(size, n, exclude_seeds=eval_seeds))."
+        )
+
+
 def default_eval_seeds(n_start_states: int) -> list[int]:
     """
     Held-out start seeds, disjoint from every seed the infinite training stream can draw.
@@ -241,6 +308,16 @@ class StartStateWrapper(gym.Wrapper):
         if self._slot is None:
             raise RuntimeError("queue_episode_starts needs set_start_schedule(starts, slot) to have named this env's slot.")
         self._scheduled.extend(_as_episode_start(start) for start in starts_by_slot.get(self._slot, []))
+
+    def start_state_keys(self, seeds: Sequence[int]) -> list[Hashable] | None:
+        """
+        The wrapped env's start-state identity of each seed (``env.unwrapped.start_state_key(seed)``), if declared.
+
+        :param seeds: the start seeds
+        :return: one key per seed, or None
+        """
+        key_of = getattr(self.env.unwrapped, "start_state_key", None)
+        return None if key_of is None else [key_of(int(seed)) for seed in seeds]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         noise_seed = None
