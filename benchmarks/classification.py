@@ -26,21 +26,19 @@ Metrics per epoch on the 359 test images: accuracy of the argmax label, pass@1 o
 (the exact mean probability of the right label, i.e. the expected accuracy of one sampled guess), and NLL
 (cross-entropy). Train pass rate = mean likelihood of the sampled guesses in the epoch (RL only).
 
-Run: ``python benchmarks/classification.py --quick`` (3 seeds) or ``python benchmarks/classification.py`` (5 seeds).
+Run: ``python -m benchmarks.classification --quick`` (3 seeds) or ``python -m benchmarks.classification`` (5 seeds).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch as th
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+from benchmarks import common
 
 LR = 3e-3
 G = 32
@@ -68,6 +66,7 @@ def make_model(estimator: str, group_size: int, seed: int, env=None):
         group_size=group_size,
         n_groups=G,
         estimator=estimator,
+        n_epochs=1,  # the batched path's update (one pass, one batch); --check-library trains MaxRL.learn with it
         max_grad_norm=0.5,
         train_seeds=range(n_train),
         policy_kwargs={"net_arch": list(common.NET_ARCH)},

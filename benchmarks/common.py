@@ -1,7 +1,7 @@
 """Shared helpers for the benchmark scripts: envs, one training run, pass@k evaluation, CSV and plots.
 
-Import from a script in ``benchmarks/`` (run as ``python benchmarks/<script>.py``, which puts this folder on
-``sys.path``) with ``import common``, or from the repository root with ``from benchmarks import common``.
+Import it as ``from benchmarks import common`` (the scripts run from the repository root as
+``python -m benchmarks.<script>``).
 
 Stable API (other benchmark scripts rely on it; extend, do not change):
 
@@ -37,16 +37,10 @@ MAZE_ID = "MaxRL/Maze-9x9-v0"
 NET_ARCH = [64, 64]
 #: Algorithm names accepted by :func:`make_model` (any other MaxRL estimator name works too).
 ALGOS = ("maxrl", "grpo", "rloo", "reinforce", "ppo")
-#: The one MaxRL-family configuration used for every estimator (chosen by the sanity sweep in
-#: ``benchmarks/README.md``); override per call with ``make_model(..., **overrides)``.
-MAXRL_KWARGS: dict[str, Any] = {
-    "learning_rate": 3e-3,
-    "group_size": 16,
-    "n_groups": 8,
-    "n_epochs": 4,
-    "clip_range": 0.2,
-    "max_grad_norm": 0.5,
-}
+#: The one MaxRL-family configuration used for every estimator: MaxRL's defaults (``sb3_maxrl.MaxRL``, the one place
+#: for them: learning rate, n_groups, epochs, clip range, gradient clip) except what is listed here, chosen by the
+#: sanity sweep in ``benchmarks/README.md``; override per call with ``make_model(..., **overrides)``.
+MAXRL_KWARGS: dict[str, Any] = {"group_size": 16}
 #: SB3 PPO with rl-baselines3-zoo's MiniGrid hyperparameters (its usual ones for this env family).
 PPO_KWARGS: dict[str, Any] = {
     "learning_rate": 2.5e-4,
@@ -95,7 +89,8 @@ def make_env(env_id: str = MAZE_ID, n_envs: int = 8, vec_env: str = "dummy", see
 
 def make_model(algo: str, env, seed: int = 0, **overrides: Any):
     """
-    A fresh model: SB3's PPO for ``"ppo"``, else ``MaxRL(estimator=algo)`` with :data:`MAXRL_KWARGS`.
+    A fresh model: SB3's PPO for ``"ppo"``, else ``MaxRL(estimator=algo)`` with :data:`MAXRL_KWARGS` (on top of
+    MaxRL's defaults).
 
     Both use ``net_arch=NET_ARCH`` and Tanh activations (SB3's default for on-policy algorithms).
 

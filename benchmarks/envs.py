@@ -1,8 +1,8 @@
 """Environment statistics: random-policy success rate per maze and env steps/s with random actions.
 
-    python benchmarks/envs.py --success [--seeds 1000]   # README's random pass rates (3 nav actions vs 7)
-    python benchmarks/envs.py --speed                    # env.step loop and DummyVecEnv(8), best of 3
-    python benchmarks/envs.py --success --speed --quick  # 200 seeds, fewer steps
+    python -m benchmarks.envs --success [--seeds 1000]   # README's random pass rates (3 nav actions vs 7)
+    python -m benchmarks.envs --speed                    # env.step loop and DummyVecEnv(8), best of 3
+    python -m benchmarks.envs --success --speed --quick  # 200 seeds, fewer steps
 
 Writes ``envs_random_success.csv`` and ``envs_speed.csv`` to ``--out``. Every episode starts with
 ``reset(seed=k)``, as MaxRL resets. The machine is shared, so speeds are best-of-3 (contention only slows).

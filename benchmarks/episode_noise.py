@@ -5,8 +5,8 @@ deterministic every group is all-pass or all-fail, every advantage is zero and l
 ``"independent"`` each episode draws its own slips. The curve is the policy's exact success probability (dynamic
 programming on FrozenLake's transition table), so it carries no sampling noise.
 
-    python benchmarks/episode_noise.py --quick
-    python benchmarks/episode_noise.py --map 8x8 --timesteps 400000 --seeds 5
+    python -m benchmarks.episode_noise --quick
+    python -m benchmarks.episode_noise --map 8x8 --timesteps 400000 --seeds 5
 
 Writes ``benchmarks/results/episode_noise[_quick].csv`` and ``.png``.
 """
@@ -41,7 +41,9 @@ def policy_success_probability(model: MaxRL) -> float:
 
 def run(env_id: str, episode_noise: str, seed: int, timesteps: int, n_points: int, learning_rate: float) -> list[dict]:
     env = make_vec_env(env_id, n_envs=8, seed=seed)
-    model = MaxRL("MlpPolicy", env, group_size=8, n_groups=8, learning_rate=learning_rate, episode_noise=episode_noise, seed=seed)
+    model = MaxRL(
+        "MlpPolicy", env, group_size=8, n_groups=8, learning_rate=learning_rate, episode_noise=episode_noise, seed=seed
+    )
     rows = [dict(episode_noise=episode_noise, seed=seed, timesteps=0, success=policy_success_probability(model), skipped=0)]
     for point in range(1, n_points + 1):
         model.learn(timesteps // n_points, reset_num_timesteps=point == 1)

@@ -1,6 +1,6 @@
 """Time every estimator of ``group_advantages`` for group sizes N in {64, 1024, 4096} (G start states each).
 
-    python benchmarks/estimator_timing.py [--groups 8] [--repeats 5] [--out benchmarks/results]
+    python -m benchmarks.estimator_timing [--groups 8] [--repeats 5] [--out benchmarks/results]
 
 Writes ``estimator_timing.csv``: median milliseconds per call over ``--repeats`` calls (after one warm-up, so
 the cached Gauss-Legendre nodes of ``maxrl_general`` are not counted; the first call's time is reported too).

@@ -9,9 +9,9 @@ Outputs (``--out``): ``mazes_final.csv`` (pass@k for k = 1..64 at the end of tra
 fraction of all-fail groups, K = 0, whose advantages are all zero), ``mazes_efficiency.csv`` (env steps MaxRL
 needs to reach each baseline's final pass@k), ``mazes.png``; ``--sweep`` writes ``mazes_sweep.csv``.
 
-    python benchmarks/mazes.py --quick           # 3 seeds, 100k env steps per run
-    python benchmarks/mazes.py                   # 5 seeds, 400k env steps per run
-    python benchmarks/mazes.py --sweep --quick   # the MaxRL hyperparameter sanity sweep
+    python -m benchmarks.mazes --quick           # 3 seeds, 100k env steps per run
+    python -m benchmarks.mazes                   # 5 seeds, 400k env steps per run
+    python -m benchmarks.mazes --sweep --quick   # the MaxRL hyperparameter sanity sweep
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+from benchmarks import common
 
 ALGOS = ["maxrl", "grpo", "rloo", "reinforce", "ppo"]
 FINAL_KS = [1, 2, 4, 8, 16, 32, 64]

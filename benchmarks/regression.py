@@ -32,22 +32,20 @@ Evaluation on 2000 held-out start states (``default_eval_seeds``): MSE of mu(x) 
 predictive NLL of y (RL: N(mu, tau^2 + s^2), i.e. -log p(y|x) - log(tau sqrt(2 pi)); NLL model: N(mu, sigma(x)^2)),
 the learned std and its ratio to the target s*. (The analytic predictive ignores the action clip at +-1.)
 
-Run: ``python benchmarks/regression.py --quick`` (3 seeds) or ``python benchmarks/regression.py`` (5 seeds).
+Run: ``python -m benchmarks.regression --quick`` (3 seeds) or ``python -m benchmarks.regression`` (5 seeds).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch as th
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+from benchmarks import common
 
 TAU = 0.1
 NOISE_SCALE = 0.2
@@ -119,6 +117,7 @@ def make_maxrl(noise: str, method: str, seed: int, args, env=None):
         n_groups=args.n_groups,
         estimator=cfg["estimator"],
         truncation=cfg["truncation"],
+        n_epochs=1,  # the batched path's update (one pass, one batch); --check-library trains MaxRL.learn with it
         max_grad_norm=0.5,
         policy_kwargs={"net_arch": list(common.NET_ARCH), "log_std_init": math.log(args.std_init)},
         seed=seed,

@@ -6,23 +6,21 @@ The paper's claim: MaxRL's -log pass@k keeps falling as N grows, GRPO's and RLOO
 
 Outputs (``--out``): ``rollout_scaling.csv`` (one row per run), ``rollout_scaling.png``.
 
-    python benchmarks/rollout_scaling.py --quick     # 1 seed, 8 updates of 4 start states, pass@k up to 32
-    python benchmarks/rollout_scaling.py             # 3 seeds, 30 updates of 4 start states, pass@k up to 64
+    python -m benchmarks.rollout_scaling --quick     # 1 seed, 8 updates of 4 start states, pass@k up to 32
+    python -m benchmarks.rollout_scaling             # 3 seeds, 30 updates of 4 start states, pass@k up to 64
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+from benchmarks import common
 
 ESTIMATORS = ["maxrl", "grpo", "rloo"]
 GROUP_SIZES = [4, 8, 16, 32, 64]

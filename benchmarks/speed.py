@@ -4,9 +4,9 @@ Every throughput measurement runs in a fresh subprocess (so its peak RSS is its 
 configurations interleaved A/B/C within every repeat (order rotated between repeats); ratios are taken within a
 repeat and the median over repeats is reported. The machine is shared, so absolute numbers are noisy; ratios less so.
 
-    python benchmarks/speed.py --quick          # ~10 min on 2 shared cores
-    python benchmarks/speed.py                  # full: more steps and repeats, exact loo_weights error up to N=1024
-    python benchmarks/speed.py --quick --resume # continue an interrupted run (rows are saved as they come)
+    python -m benchmarks.speed --quick          # ~10 min on 2 shared cores
+    python -m benchmarks.speed                  # full: more steps and repeats, exact loo_weights error up to N=1024
+    python -m benchmarks.speed --quick --resume # continue an interrupted run (rows are saved as they come)
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+from benchmarks import common
 
 
 # --------------------------------------------------------------------------- child: one throughput measurement
@@ -43,7 +42,7 @@ def _child(cfg: dict) -> dict:
             n_steps += env.num_envs
         elapsed = time.perf_counter() - start
     else:
-        # MaxRL: the library default update (1 epoch, full batch, no ratio clip), as in the paper
+        # MaxRL: the paper's update (1 epoch, full batch, no ratio clip; the library's default is 4 clipped epochs)
         algo, overrides = cfg["algo"], ({"n_epochs": 1, "clip_range": None} if cfg["algo"] == "maxrl" else {})
         if algo == "ppo_1epoch":  # PPO's rollout + critic + GAE with one full-batch gradient step, like MaxRL's update
             algo, overrides = "ppo", {"n_epochs": 1, "batch_size": common.PPO_KWARGS["n_steps"] * cfg["n_envs"]}
@@ -76,7 +75,8 @@ def _child(cfg: dict) -> dict:
 
 
 def run_child(cfg: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True, text=True, check=False)
+    command = [sys.executable, "-m", "benchmarks.speed", "--child", json.dumps(cfg)]
+    proc = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"child {cfg} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -4,8 +4,8 @@
 T = 1 is expected-likelihood RL (REINFORCE with a leave-one-out baseline), T = N is MaxRL (for binary
 likelihoods exactly ``maxrl_raw``'s weights ``N / K``). Task: ``MaxRL/Maze-9x9-v0`` (binary success), trained
 through the library (``benchmarks/common.train`` -> ``MaxRL.learn`` on a DummyVecEnv) with the shared
-configuration ``common.MAXRL_KWARGS`` (lr 3e-3, N = 16, G = 8, one epoch) and the same env-step budget for
-every T. Only T changes between runs.
+configuration (``common.MAXRL_KWARGS``: N = 16, and MaxRL's defaults for the rest) and the same env-step budget
+for every T. Only T changes between runs.
 
 Reported per T (median and min-max over seeds): final pass@k on held-out mazes (``default_eval_seeds``,
 unbiased pass@k estimator from ``--eval-samples`` stochastic episodes per maze), and the advantage
@@ -13,20 +13,18 @@ statistics MaxRL logs at every update, averaged over the run: advantage std, max
 advantages, mean and max of the leave-one-out weights omega, the training pass rate and the fraction of
 all-fail groups; plus w_T(p) = (1 - (1-p)^T) / p at the run's mean training pass rate (the expected omega).
 
-Run: ``python benchmarks/truncation.py --quick`` (3 seeds) or ``python benchmarks/truncation.py`` (5 seeds).
+Run: ``python -m benchmarks.truncation --quick`` (3 seeds) or ``python -m benchmarks.truncation`` (5 seeds).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
+from benchmarks import common
 
 KEYS = (
     *common.ROLLOUT_KEYS,

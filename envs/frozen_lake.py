@@ -27,9 +27,11 @@ def make_frozen_lake(map_name: str = "4x4", is_slippery: bool = True, **make_kwa
 
     :param map_name: "4x4" or "8x8"
     :param is_slippery: slip sideways with probability 2/3 (the stochastic task)
-    :param make_kwargs: passed to ``gym.make``
+    :param make_kwargs: passed to ``gym.make``; ``max_episode_steps`` defaults to gymnasium's limit for the map
+        (100 for 4x4, 200 for 8x8)
     :return: the env
     """
+    make_kwargs.setdefault("max_episode_steps", FROZEN_LAKE_MAX_STEPS.get(map_name, 100))
     return BinarySuccessWrapper(gym.make("FrozenLake-v1", map_name=map_name, is_slippery=is_slippery, **make_kwargs))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from fractions import Fraction
 from math import comb
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sb3_maxrl import ESTIMATORS, group_advantages, loo_weights, truncated_ml_weight
-from sb3_maxrl.common.estimators import _loo_weights_full, _loo_weights_truncated
+from sb3_maxrl.common.estimators import (
+    BASELINES,
+    BaselineName,
+    EstimatorName,
+    _loo_weights_full,
+    _loo_weights_truncated,
+    _unit_interval_quadrature,
+)
 
 LOGITS = np.array([0.3, -0.4, 0.1])
 BINARY_ARMS = np.array([1.0, 0.0, 0.0])
@@ -231,6 +239,7 @@ def test_loo_weights_bounds(likelihoods, data):
         (np.zeros((2, 4)), {"estimator": "ppo"}, "Unknown estimator"),
         (np.zeros((2, 4)), {"estimator": "maxrl_general", "truncation": 5}, r"truncation must be in \[1, group_size=4\]"),
         (np.zeros((2, 4)), {"estimator": "maxrl_general", "truncation": 0}, "truncation must be in"),
+        (np.zeros((2, 4)), {"estimator": "maxrl_general", "truncation": 2.0}, r"truncation must be in .* \(an int\)"),
         (np.zeros((2, 4)), {"estimator": "maxrl", "truncation": 2}, "only applies to estimator='maxrl_general'"),
         (np.zeros((2, 4)), {"estimator": "maxrl_general", "baseline": "mean"}, "Unknown baseline"),
     ],
@@ -244,3 +253,22 @@ def test_truncated_ml_weight_limits():
     assert truncated_ml_weight(0.25, 1) == pytest.approx(1.0)
     assert truncated_ml_weight(0.25, 200) == pytest.approx(4.0)
     assert truncated_ml_weight(0.0, 7) == pytest.approx(7.0)
+
+
+def test_option_names_are_the_literals() -> None:
+    assert ESTIMATORS == get_args(EstimatorName) and BASELINES == get_args(BaselineName)
+    for baseline in BASELINES:  # every named baseline is implemented
+        group_advantages(np.array([[0.2, 0.7, 1.0]]), "maxrl_general", baseline=baseline)
+
+
+@pytest.mark.parametrize("n_nodes", [1, 2, 7, 64, 300])
+def test_gauss_legendre_nodes_integrate_polynomials_exactly(n_nodes: int) -> None:
+    """The quadrature behind loo_weights (numpy's leggauss on [0, 1]) is exact up to degree 2 n_nodes - 1.
+
+    Rounding: 5e-14 at 64 nodes, 2e-12 at 300 (scipy's roots_legendre, used before: 5e-12).
+    """
+    nodes, weights = _unit_interval_quadrature(n_nodes)
+    assert nodes.dtype == weights.dtype == torch.float64 and len(nodes) == n_nodes
+    assert ((nodes > 0) & (nodes < 1)).all() and (weights > 0).all()
+    for degree in sorted({0, 1, n_nodes, 2 * n_nodes - 1}):
+        assert float((weights * nodes**degree).sum()) == pytest.approx(1 / (degree + 1), rel=1e-11, abs=1e-15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
+from sb3_maxrl.cli import plot_main
 from sb3_maxrl.cli.plot import aggregate, main, make_plots
 
 # tbparse 0.0.9 calls DataFrame.sort_values(inplace=True), deprecated by pandas
@@ -140,3 +142,12 @@ def test_aggregate_mean_band_and_interpolation() -> None:
     np.testing.assert_allclose(curve.low, [0.0, 0.5, 1.5])
     np.testing.assert_allclose(curve.high, [0.5, 1.0, 2.0])
     assert aggregate([pd.Series(dtype=float)]) is None
+
+
+def test_missing_plots_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "tbparse", None)  # as if tbparse (the plots extra) were not installed
+    monkeypatch.delitem(sys.modules, "sb3_maxrl.cli.plot")
+    monkeypatch.setattr(sys, "argv", ["maxrl-plot", str(tmp_path), "--out", str(tmp_path)])
+    expected = r"maxrl-plot needs 'tbparse', which is not installed: pip install \"sb3-maxrl\[plots\]\""
+    with pytest.raises(SystemExit, match=expected):
+        plot_main()

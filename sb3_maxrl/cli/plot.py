@@ -25,14 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import matplotlib
+import numpy as np
+
+from sb3_maxrl.cli import MissingExtraError
+
+try:
+    import matplotlib
+    import pandas as pd
+    from tbparse import SummaryReader
+except ImportError as import_error:
+    raise MissingExtraError("maxrl-plot", "plots", import_error) from import_error
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-from tbparse import SummaryReader
 
 Band = Literal["std", "minmax"]
 EVENT_FILE_GLOB = "events.out.tfevents.*"

@@ -1,15 +1,18 @@
 """``maxrl-train``: train MaxRL with periodic pass@k evaluation, TensorBoard logs and a pass@k summary.
 
-At its defaults it trains on ``MaxRL/Maze-9x9-v0`` for 300k timesteps (about 1.5 CPU-minutes, a few minutes on
-2 busy cores)::
+At its defaults it trains MaxRL with MaxRL's own defaults on ``MaxRL/Maze-9x9-v0`` for 300k timesteps in 8 envs
+(a few CPU-minutes)::
 
     maxrl-train
     maxrl-train --estimator grpo --timesteps 200000 --eval-freq 50000
-    maxrl-train --config zoo_configs/maxrl.yml --env MaxRL/Maze-13x13-v0
+    maxrl-train --config --env MaxRL/Maze-13x13-v0     # the packaged zoo config's entry for the env
+    maxrl-train --config my_hyperparams.yml
     tensorboard --logdir runs
 
-Settings come from, in increasing priority: the defaults (listed at the end), ``--config`` (a YAML file of MaxRL keyword
-arguments, flat or in rl-baselines3-zoo's format ``{env_id: hyperparams}``) and the flags given explicitly.
+Settings come from, in increasing priority: ``sb3_maxrl.MaxRL``'s defaults with this command's run settings
+(policy, timesteps, n_envs: listed at the end), ``--config`` (a YAML file of MaxRL keyword arguments, flat or in
+rl-baselines3-zoo's format ``{env_id: hyperparams}``; without a file, the packaged ``zoo_configs/maxrl.yml``) and
+the flags given explicitly. Only the settings given reach ``MaxRL``: the class is the one place for its defaults.
 """
 
 from __future__ import annotations
@@ -26,27 +29,22 @@ import yaml
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+from sb3_maxrl.cli import CONFIG_DIR
 from sb3_maxrl.common.callbacks import PassAtKEvalCallback
 from sb3_maxrl.common.estimators import ESTIMATORS
 from sb3_maxrl.common.evaluation import PassAtKResult
 from sb3_maxrl.common.start_states import StartStateWrapper
+from sb3_maxrl.common.utils import signature_defaults
 from sb3_maxrl.maxrl import MaxRL
 
 DEFAULT_ENV = "MaxRL/Maze-9x9-v0"
-#: zoo_configs/maxrl.yml's maze entry with 8 envs (DummyVecEnv: 2x the steps per second of 4 envs here): 64
-#: episodes per update, reused for 4 clipped epochs; the held-out pass@1 rises from ~0.05 to ~0.5-0.6.
-DEFAULT_HYPERPARAMS: dict[str, Any] = {
-    "policy": "MlpPolicy",
-    "n_timesteps": 300_000,
-    "n_envs": 8,
-    "estimator": "maxrl",
-    "group_size": 8,
-    "n_groups": 8,
-    "learning_rate": 3e-3,
-    "n_epochs": 4,
-    "batch_size": 2048,
-    "clip_range": 0.2,
-}
+#: This command's own settings (8 DummyVecEnv envs: 2x the steps per second of 4 here). MaxRL's hyperparameters are
+#: not repeated: those not given by a flag or ``--config`` keep the defaults of :class:`~sb3_maxrl.MaxRL`.
+RUN_DEFAULTS: dict[str, Any] = {"policy": "MlpPolicy", "n_timesteps": 300_000, "n_envs": 8}
+#: ``--config`` without a file: the zoo config shipped with the package
+PACKAGED_CONFIG = CONFIG_DIR / "maxrl.yml"
+#: MaxRL's keyword arguments that are not hyperparameters of the run (summary.json leaves them out)
+NOT_HYPERPARAMS = ("policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model")
 #: flag name -> hyperparameter name
 FLAG_TO_HYPERPARAM = {
     "timesteps": "n_timesteps",
@@ -66,11 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maxrl-train",
         description=__doc__,
-        epilog=f"defaults: {DEFAULT_HYPERPARAMS}",
+        epilog=f"run settings: {RUN_DEFAULTS}; every other hyperparameter: sb3_maxrl.MaxRL's default",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium env id (default: {DEFAULT_ENV})")
-    defaults = DEFAULT_HYPERPARAMS
+    defaults = {**signature_defaults(MaxRL), **RUN_DEFAULTS}
     parser.add_argument("--estimator", choices=ESTIMATORS, help=f"advantage estimator (default: {defaults['estimator']})")
     parser.add_argument("--group-size", type=int, help=f"N, episodes per start state (default: {defaults['group_size']})")
     parser.add_argument("--n-groups", type=int, help=f"G, start states per update (default: {defaults['n_groups']})")
@@ -78,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timesteps", type=int, help=f"total env steps (default: {defaults['n_timesteps']})")
     parser.add_argument("--n-envs", type=int, help=f"parallel envs (default: {defaults['n_envs']})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--config", help="YAML file of MaxRL kwargs, flat or {env_id: hyperparams} as in zoo_configs/")
+    parser.add_argument(
+        "--config",
+        nargs="?",
+        const=str(PACKAGED_CONFIG),
+        help="YAML file of MaxRL kwargs, flat or {env_id: hyperparams}; without a file: the packaged zoo config",
+    )
     parser.add_argument("--eval-freq", type=int, default=100_000, help="evaluate every this many timesteps (0: at the end)")
     parser.add_argument("--eval-start-states", type=int, default=16, help="held-out start states per evaluation")
     parser.add_argument("--eval-samples", type=int, default=16, help="episodes per evaluation start state (max k)")
@@ -98,7 +101,10 @@ def load_config(path: str, env_id: str) -> dict[str, Any]:
     :param path: a YAML file, either flat (``group_size: 16``) or rl-baselines3-zoo's ``{env_id: hyperparams}``
     :param env_id: the entry to take from a zoo-format file
     :return: the hyperparameters, ``policy_kwargs`` evaluated from its string form as rl-zoo3 does
+    :raises ValueError: if the file is not a mapping, has no entry for ``env_id`` or needs rl-zoo3's machinery
     """
+    if not os.path.isfile(path):
+        raise ValueError(f"--config {path}: no such file; give a YAML file, or --config alone for {PACKAGED_CONFIG}.")
     with open(path) as file:
         content = yaml.safe_load(file) or {}
     if not isinstance(content, dict):
@@ -121,12 +127,12 @@ def load_config(path: str, env_id: str) -> dict[str, Any]:
 
 def resolve_hyperparams(args: argparse.Namespace) -> dict[str, Any]:
     """
-    The defaults, overridden by ``--config``, overridden by the flags given explicitly.
+    The run settings, overridden by ``--config``, overridden by the flags given explicitly.
 
     :param args: the parsed command line
-    :return: the hyperparameters (``n_timesteps``, ``n_envs``, ``policy`` and MaxRL keyword arguments)
+    :return: ``n_timesteps``, ``n_envs``, ``policy`` and the MaxRL keyword arguments given (no MaxRL default)
     """
-    hyperparams = dict(DEFAULT_HYPERPARAMS)
+    hyperparams = dict(RUN_DEFAULTS)
     if args.config is not None:
         hyperparams.update(load_config(args.config, args.env))
     for flag, key in FLAG_TO_HYPERPARAM.items():
@@ -191,13 +197,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     assert result is not None, "eval_at_training_end evaluates the final policy"
     run_dir = model.logger.get_dir()
     assert run_dir is not None
+    maxrl_defaults = {name: value for name, value in signature_defaults(MaxRL).items() if name not in NOT_HYPERPARAMS}
     summary = {
         "env": args.env,
         "seed": args.seed,
         "num_timesteps": model.num_timesteps,
         "eval_num_timesteps": eval_callback.evaluations_timesteps[-1],
         "wall_time_s": round(wall_time, 2),
-        "hyperparams": {"policy": policy, "n_envs": n_envs, "n_timesteps": n_timesteps, **hyperparams},
+        "hyperparams": {"policy": policy, "n_envs": n_envs, "n_timesteps": n_timesteps, **maxrl_defaults, **hyperparams},
+        "maxrl_kwargs_given": sorted(hyperparams),
         "eval_start_states": len(eval_callback.eval_seeds),
         "eval_samples": eval_callback.n_samples,
         "eval": result.metrics(),

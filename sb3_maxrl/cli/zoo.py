@@ -9,10 +9,24 @@ are registered, and then runs rl-zoo3's own ``train()`` / ``enjoy()`` with the r
     maxrl-zoo optimize --algo maxrl --env MaxRL/Digits-v0 -n 20000 --n-trials 10   # = train -optimize
     maxrl-zoo enjoy --algo maxrl --env MaxRL/Maze-9x9-v0 -f logs --no-render -n 2000
 
-Without ``-conf``, ``train`` reads ``zoo_configs/<algo>.yml`` of the repository checkout this package is
-installed from (editable install: ``<repo>/zoo_configs``) when that file has an entry for ``--env`` (always
-``zoo_configs/maxrl.yml`` for ``--algo maxrl``), else rl-zoo3's own ``hyperparams/<algo>.yml``. A wheel install
-has no ``zoo_configs/``: pass ``-conf``.
+Without ``-conf``, ``train`` and ``optimize`` read ``<algo>.yml`` of the configs shipped with the package
+(:data:`sb3_maxrl.cli.CONFIG_DIR`, ``sb3_maxrl/zoo_configs/``; the repository's top-level ``zoo_configs/``
+links there) when that file has an entry for ``--env`` (always ``maxrl.yml`` for ``--algo maxrl``), else
+rl-zoo3's own ``hyperparams/<algo>.yml``.
+
+Several workers, on one machine or many, fill one Optuna study when they share its storage: give each the same
+``--storage`` and ``--study-name``. ``--storage`` is a journal file (a path ending in ``.log``, which rl-zoo3
+opens with Optuna's ``JournalFileBackend``; on a file system every machine mounts, e.g. NFS) or an RDB URL
+(``sqlite:///study.db`` on one machine, ``postgresql://user:password@host/db`` across machines)::
+
+    maxrl-zoo optimize --algo maxrl --env MaxRL/Maze-9x9-v0 -n 100000 --n-trials 20 \
+        --storage /shared/maxrl_maze.log --study-name maxrl-maze9 --num-threads 1   # on every machine
+    maxrl-zoo train --algo maxrl --env MaxRL/Maze-9x9-v0 --storage /shared/maxrl_maze.log \
+        --study-name maxrl-maze9 --trial-id 7   # retrain a trial's hyperparameters
+
+Each trial records the worker that ran it (``user_attrs["worker"]``, ``host:pid``). Start one process per core
+rather than ``--n-jobs N`` (Optuna threads in one process, which share the GIL and torch's threads), and leave
+``--seed`` unset or different per worker: workers with the same seed sample the same trials.
 
 While rl-zoo3 runs, its ``ExperimentManager`` is replaced by :class:`MaxRLExperimentManager`, which
 
@@ -23,6 +37,8 @@ While rl-zoo3 runs, its ``ExperimentManager`` is replaced by :class:`MaxRLExperi
   and a greedy maze policy can turn in place until the step budget runs out;
 - gives the evaluation envs the config's ``env_kwargs`` when ``--eval-env-kwargs`` is not given (rl-zoo3 2.9
   does so only when ``--env-kwargs`` is given too, so e.g. ``MaxRL/MiniGrid-v0``'s eval env lacked its ``env_id``);
+- loads ``--trial-id 0`` from ``--storage`` (rl-zoo3 2.9 skips a trial id of 0);
+- records in every Optuna trial the worker that ran it (``user_attrs["worker"]``, ``host:pid``);
 - prunes an Optuna trial whose update went non-finite (``FloatingPointError``), as rl-zoo3 does for
   ``ValueError``;
 - with ``--pass-at-k-freq N`` (a launcher option, for any ``--algo``), adds a
@@ -39,22 +55,27 @@ import argparse
 import contextlib
 import math
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import yaml
 from torch import nn
 
 from sb3_maxrl import MaxRL, StartStateWrapper
+from sb3_maxrl.cli import CONFIG_DIR, MissingExtraError
+
+try:
+    import optuna
+    import rl_zoo3  # noqa: F401  (checked here so that a missing extra is reported before any work)
+except ImportError as import_error:
+    raise MissingExtraError("maxrl-zoo", "zoo", import_error) from import_error
 
 ALGO_NAME = "maxrl"
 SUBCOMMANDS = ("train", "optimize", "enjoy")
-#: ``<repo>/zoo_configs`` of the checkout this package is imported from (exists for an editable install).
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "zoo_configs"
 
 NET_ARCHS: dict[str, list[int]] = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -177,6 +198,13 @@ def _pop_launcher_args(args: list[str]) -> tuple[PassAtKOptions, list[str]]:
     return PassAtKOptions(known.pass_at_k_freq, known.pass_at_k_start_states, known.pass_at_k_samples), rest
 
 
+class _TrialNumber(int):
+    """A trial number that is true even for trial 0: rl-zoo3 2.9 loads ``--trial-id`` only if the id is true."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
 def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> type:
     from rl_zoo3.exp_manager import ExperimentManager
 
@@ -184,6 +212,11 @@ def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> t
 
     class MaxRLExperimentManager(ExperimentManager):
         """rl-zoo3's ``ExperimentManager`` with the fixes MaxRL needs (see the module docstring)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if self.trial_id is not None:
+                self.trial_id = _TrialNumber(self.trial_id)
 
         @staticmethod
         def is_minigrid(env_id: str) -> bool:
@@ -232,6 +265,7 @@ def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> t
                 )
 
         def objective(self, trial: optuna.Trial) -> float:
+            trial.set_user_attr("worker", worker_id())
             try:
                 return super().objective(trial)
             except FloatingPointError as error:
@@ -261,6 +295,39 @@ def _patched_zoo(prog: str, args: Sequence[str], pass_at_k: PassAtKOptions | Non
             module.ExperimentManager = original  # type: ignore[attr-defined]
 
 
+def worker_id() -> str:
+    """``host:pid`` of this process, recorded in every trial it runs (``trial.user_attrs["worker"]``)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_storage_args(args: Sequence[str]) -> None:
+    """
+    Refuse an Optuna storage that rl-zoo3 would misread or that would split the workers into several studies.
+
+    :param args: the arguments forwarded to rl-zoo3
+    :raises SystemExit: for a file storage not ending in ``.log`` (rl-zoo3 hands anything else to SQLAlchemy as a
+        URL), or ``--storage`` without ``--study-name`` (each worker of a search would create a study of its own, and
+        ``train --trial-id`` would silently ignore the storage)
+    """
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--storage", default=None)
+    parser.add_argument("--study-name", default=None)
+    known, _ = parser.parse_known_args(list(args))
+    if known.storage is None:
+        return
+    if "://" not in known.storage and not known.storage.endswith(".log"):
+        raise SystemExit(
+            f"maxrl-zoo: --storage {known.storage!r} is neither a journal file nor a database URL: name the journal file "
+            "*.log (rl-zoo3 opens only those with Optuna's JournalFileBackend) or give a URL such as "
+            "sqlite:///study.db or postgresql://user:password@host/dbname."
+        )
+    if known.study_name is None:
+        raise SystemExit(
+            "maxrl-zoo: --storage needs --study-name: give every worker the same name so that they fill one study "
+            "(without it each worker creates a study of its own), and the same name to train --trial-id."
+        )
+
+
 def _train_args(args: list[str]) -> list[str]:
     """Add ``-conf`` with the launcher's default config when none is given and one matches."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -273,8 +340,8 @@ def _train_args(args: list[str]) -> list[str]:
         if config is None and known.algo == ALGO_NAME:
             if not (CONFIG_DIR / f"{ALGO_NAME}.yml").is_file():
                 raise SystemExit(
-                    f"maxrl-zoo: no -conf given and {CONFIG_DIR / 'maxrl.yml'} does not exist (zoo_configs/ ships with the "
-                    "source repository, not with the wheel): pass -conf path/to/zoo_configs/maxrl.yml."
+                    f"maxrl-zoo: no -conf given and the packaged {CONFIG_DIR / 'maxrl.yml'} is missing (a broken "
+                    "install?): reinstall sb3-maxrl or pass -conf path/to/maxrl.yml."
                 )
             config = str(CONFIG_DIR / f"{ALGO_NAME}.yml")  # rl-zoo3 then names the missing entry
         if config is not None:
@@ -292,9 +359,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args or args[0] not in SUBCOMMANDS:
         print(
             "usage: maxrl-zoo {train,optimize,enjoy} [rl-zoo3 arguments]\n"
-            "  train     rl-zoo3's train.py with --algo maxrl available (and -conf defaulting to zoo_configs/<algo>.yml);\n"
+            "  train     rl-zoo3's train.py with --algo maxrl available (and -conf defaulting to the packaged <algo>.yml);\n"
             "            launcher options: --pass-at-k-freq STEPS [--pass-at-k-start-states 16] [--pass-at-k-samples 16]\n"
-            "  optimize  train with -optimize: an Optuna search with sb3_maxrl.cli.zoo.sample_maxrl_params\n"
+            "  optimize  train with -optimize: an Optuna search with sb3_maxrl.cli.zoo.sample_maxrl_params; workers on\n"
+            "            several machines fill one study given the same --storage (*.log or DB URL) and --study-name\n"
             "  enjoy     rl-zoo3's enjoy.py (add --no-render on a headless machine)\n"
             "Run 'maxrl-zoo train -h' for rl-zoo3's options.",
             file=sys.stderr,
@@ -322,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rest = _train_args(rest)
         if command == "optimize" and "-optimize" not in rest and "--optimize-hyperparameters" not in rest:
             rest = [*rest, "-optimize"]
+        check_storage_args(rest)
     with _patched_zoo(f"maxrl-zoo {command}", rest, pass_at_k):
         run()
 

@@ -27,6 +27,7 @@ from sb3_maxrl.common.start_states import (
     default_eval_seeds,
     start_state_control,
 )
+from sb3_maxrl.common.utils import check_positive_int
 
 
 def pass_at_k(n: int, c: int | np.ndarray, k: int) -> float | np.ndarray:
@@ -41,10 +42,8 @@ def pass_at_k(n: int, c: int | np.ndarray, k: int) -> float | np.ndarray:
     :param k: the k of pass@k, in ``[1, n]``
     :return: pass@k, a float for an int ``c``, else an array shaped like ``c``
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be an int >= 1 (samples per start state), got {n!r}.")
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}.")
+    check_positive_int("n", n, "samples per start state")
+    check_positive_int("k", k, "the k of pass@k")
     if k > n:
         raise ValueError(
             f"pass@{k} needs at least k={k} samples per start state but n={n}: raise n_samples to >= {k} "
@@ -103,8 +102,7 @@ def geometric_ks(n_samples: int) -> list[int]:
     :param n_samples: samples per start state
     :return: ``[1, 2, 4, ..., n_samples]``
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
-        raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}.")
+    check_positive_int("n_samples", n_samples, "samples per start state")
     ks = [2**i for i in range(int(n_samples).bit_length()) if 2**i <= n_samples]
     if ks[-1] != n_samples:
         ks.append(int(n_samples))
