@@ -83,6 +83,38 @@ def generate_perfect_maze(size: int, rng: np.random.Generator) -> np.ndarray:
     return walls
 
 
+def generate_prim_maze_from_start(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Randomized Prim over cells, grown from the start cell (1, 1): the MaxRL paper's maze generator.
+
+    Every step takes a uniformly random frontier cell (a cell two squares from the maze, not yet in it) and joins
+    it to a uniformly random neighbouring maze cell. Grown from the top-left corner, this distribution makes
+    paths towards the bottom-right corner mostly monotone (about 4% of 9x9 and 11% of 13x13 mazes need an up or
+    left move), unlike :func:`generate_perfect_maze`'s passage-based variant (13% and 28%).
+
+    :param size: grid side including the outer wall, odd and >= 5; cells sit at odd coordinates
+    :param rng: the random generator
+    :return: bool array ``walls[row, col]``, True where a wall stands
+    """
+    if size < 5 or size % 2 == 0:
+        raise ValueError(f"size={size} must be an odd integer >= 5 (e.g. 9, 13, 17): cells sit at odd coordinates")
+    walls = np.ones((size, size), dtype=bool)
+    walls[1, 1] = False
+    jumps = ((0, 2), (2, 0), (0, -2), (-2, 0))
+
+    def cells_around(row: int, col: int) -> list[tuple[int, int]]:
+        return [(row + dr, col + dc) for dr, dc in jumps if 0 < row + dr < size - 1 and 0 < col + dc < size - 1]
+
+    frontier = cells_around(1, 1)
+    while frontier:
+        row, col = frontier.pop(int(rng.integers(len(frontier))))
+        in_maze = [cell for cell in cells_around(row, col) if not walls[cell]]
+        other_row, other_col = in_maze[int(rng.integers(len(in_maze)))]
+        walls[(row + other_row) // 2, (col + other_col) // 2] = False
+        walls[row, col] = False
+        frontier += [cell for cell in cells_around(row, col) if walls[cell] and cell not in frontier]
+    return walls
+
+
 def shortest_path_length(walls: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> int:
     """Number of forward moves on a shortest path from ``start`` to ``goal`` (BFS); -1 if unreachable.
 

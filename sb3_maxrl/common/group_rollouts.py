@@ -82,7 +82,7 @@ class _GroupSchedule:
         self.upcoming = np.array([self._pop() for _ in range(env.num_envs)], dtype=np.int64)
         self.control.schedule_episodes(
             {
-                slot: [self.start_of(e) for e in (self.current[slot], self.upcoming[slot]) if e >= 0]
+                slot: [self.start_of(e, slot) for e in (self.current[slot], self.upcoming[slot])]
                 for slot in range(env.num_envs)
             },
             replace=True,
@@ -94,7 +94,11 @@ class _GroupSchedule:
     def seed_of(self, episode: int) -> int:
         return self.group_seeds[episode // self.group_size]
 
-    def start_of(self, episode: int) -> EpisodeStart:
+    def start_of(self, episode: int, slot: int) -> EpisodeStart:
+        """The start of an episode; a throw-away episode (-1) replays a start state of this collection, which
+        the env has just built (a fresh one can cost more than the episode, e.g. generating a maze)."""
+        if episode < 0:
+            return EpisodeStart(self.group_seeds[slot % len(self.group_seeds)])
         return EpisodeStart(self.seed_of(episode), None if self.noise_seeds is None else self.noise_seeds[episode])
 
     def advance(self, slots: Sequence[int]) -> None:
@@ -103,8 +107,7 @@ class _GroupSchedule:
         for slot in slots:
             self.current[slot] = self.upcoming[slot]
             self.upcoming[slot] = self._pop()
-            if self.upcoming[slot] >= 0:
-                starts_by_slot[slot] = [self.start_of(int(self.upcoming[slot]))]
+            starts_by_slot[slot] = [self.start_of(int(self.upcoming[slot]), slot)]
         if starts_by_slot:
             self.control.schedule_episodes(starts_by_slot)
 

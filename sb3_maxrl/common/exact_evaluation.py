@@ -1,0 +1,114 @@
+"""pass@k from exact per-start-state success probabilities, where a task lets one compute them.
+
+For a deterministic task and a Markov policy, the probability ``p_s`` that an episode from start state ``s``
+succeeds can be computed exactly (for the strict mazes by dynamic programming over (step, cell):
+:func:`sb3_maxrl_envs.strict_maze.exact_success_probabilities`). Then ``pass@k = mean_s(1 - (1 - p_s)^k)``
+exactly, for any k, with no sampling noise: the quantity that :func:`~sb3_maxrl.common.evaluation.evaluate_pass_at_k`
+estimates from ``n`` samples per start state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sb3_maxrl.common.evaluation import geometric_ks
+
+#: The ks reported when none are given: powers of two up to 1024
+DEFAULT_EXACT_KS: tuple[int, ...] = tuple(geometric_ks(1024))
+
+
+@dataclass
+class ExactPassAtKResult:
+    """
+    The outcome of :func:`pass_at_k_from_probabilities`: exact pass@k, with the fields and the ``metrics()`` keys of
+    :class:`~sb3_maxrl.common.evaluation.PassAtKResult` where they make sense, so callbacks and logging can use either.
+
+    No floors: ``neg_log_pass_at_k[k]`` is ``inf`` only when every start state has ``p = 0``, and ``nll`` is
+    ``inf`` when some start state has ``p = 0`` (the policy gives every successful path probability zero).
+
+    :param success_probabilities: ``(S,)`` the exact success probability of each start state
+    :param pass_at_k: ``{k: mean_s(1 - (1 - p_s)^k)}``
+    :param neg_log_pass_at_k: ``{k: -log pass@k}``, the log of the average (as in ``PassAtKResult``)
+    :param mean_likelihood: ``mean_s p_s`` (= pass@1)
+    :param nll: ``-mean_s log p_s``, MaxRL's objective
+    :param start_seeds: ``(S,)`` the start seeds, if known
+    :param expected_lengths: ``(S,)`` the expected episode length of each start state, if known
+    """
+
+    success_probabilities: np.ndarray
+    pass_at_k: dict[int, float]
+    neg_log_pass_at_k: dict[int, float]
+    mean_likelihood: float
+    nll: float
+    start_seeds: np.ndarray | None = None
+    expected_lengths: np.ndarray | None = None
+
+    @property
+    def mean_ep_length(self) -> float:
+        """Expected episode length averaged over start states (NaN when the lengths are not known)."""
+        return float("nan") if self.expected_lengths is None else float(np.mean(self.expected_lengths))
+
+    def metrics(self) -> dict[str, float]:
+        """
+        The scalar results by name, with the keys of ``PassAtKResult.metrics()``.
+
+        :return: ``pass@{k}`` and ``neg_log_pass@{k}`` for every k, ``mean_likelihood``, ``nll``, ``mean_ep_length``
+        """
+        scalars = {f"pass@{k}": value for k, value in self.pass_at_k.items()}
+        scalars.update({f"neg_log_pass@{k}": value for k, value in self.neg_log_pass_at_k.items()})
+        scalars.update(mean_likelihood=self.mean_likelihood, nll=self.nll, mean_ep_length=self.mean_ep_length)
+        return scalars
+
+
+def pass_at_k_from_probabilities(
+    success_probabilities: Sequence[float] | np.ndarray,
+    ks: Sequence[int] | None = None,
+    *,
+    start_seeds: Sequence[int] | np.ndarray | None = None,
+    expected_lengths: Sequence[float] | np.ndarray | None = None,
+) -> ExactPassAtKResult:
+    """
+    Exact pass@k ``= mean_s(1 - (1 - p_s)^k)`` and ``-log pass@k`` from per-start-state success probabilities.
+
+    ``1 - (1 - p)^k`` is computed as ``-expm1(k log1p(-p))``, accurate for tiny ``p`` and large ``k``.
+
+    :param success_probabilities: ``(S,)`` success probability ``p_s`` of each start state, in ``[0, 1]``
+    :param ks: the ks, each an int >= 1 (no upper bound: no samples are drawn); None for ``1, 2, 4, ..., 1024``
+    :param start_seeds: ``(S,)`` the start seeds, kept in the result
+    :param expected_lengths: ``(S,)`` expected episode lengths, kept in the result (its ``mean_ep_length``)
+    :return: the exact pass@k summary
+    """
+    probabilities = np.asarray(success_probabilities, dtype=np.float64)
+    if probabilities.ndim != 1 or len(probabilities) == 0:
+        raise ValueError(
+            f"success_probabilities must be a non-empty 1-D array (one per start state), got shape {probabilities.shape}."
+        )
+    if not np.all((probabilities >= 0.0) & (probabilities <= 1.0)):  # also rejects NaN
+        raise ValueError(
+            f"success_probabilities must lie in [0, 1] (no NaN), got values from {np.nanmin(probabilities)} to "
+            f"{np.nanmax(probabilities)}."
+        )
+    ks = list(DEFAULT_EXACT_KS) if ks is None else list(ks)
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"every k of pass@k must be an int >= 1, got {k!r} in ks={ks!r}.")
+    for name, values in (("start_seeds", start_seeds), ("expected_lengths", expected_lengths)):
+        if values is not None and len(values) != len(probabilities):
+            raise ValueError(f"{name} needs one entry per start state ({len(probabilities)}), got {len(values)}.")
+    with np.errstate(divide="ignore"):
+        log_fail_once = np.log1p(-probabilities)  # -inf where p = 1
+        pass_rates = {int(k): float(np.mean(-np.expm1(int(k) * log_fail_once))) for k in ks}
+        neg_log = {k: 0.0 - float(np.log(rate)) for k, rate in pass_rates.items()}
+        nll = 0.0 - float(np.mean(np.log(probabilities)))
+    return ExactPassAtKResult(
+        success_probabilities=probabilities,
+        pass_at_k=pass_rates,
+        neg_log_pass_at_k=neg_log,
+        mean_likelihood=float(probabilities.mean()),
+        nll=nll,
+        start_seeds=None if start_seeds is None else np.asarray(start_seeds, dtype=np.int64),
+        expected_lengths=None if expected_lengths is None else np.asarray(expected_lengths, dtype=np.float64),
+    )
