@@ -263,6 +263,9 @@ def main() -> None:
     parser.add_argument("--Ns", nargs="+", type=int, default=[16], help="episodes per maze (group_size)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--learning-rates", nargs="+", type=float, default=None, help="default: DEFAULT_LR[size]")
+    parser.add_argument(
+        "--method-lr", nargs="+", default=[], metavar="METHOD=LR", help="a learning rate per method, e.g. maxrl=3e-3"
+    )
     parser.add_argument("--updates", type=int, default=None)
     parser.add_argument("--n-groups", type=int, default=None, help="mazes per update")
     parser.add_argument("--eval-points", type=int, default=10)
@@ -280,6 +283,7 @@ def main() -> None:
     updates = args.updates or defaults["updates"]
     n_groups = args.n_groups or defaults["n_groups"]
     learning_rates = args.learning_rates or [DEFAULT_LR[args.size]]
+    method_lr = {m: float(lr) for m, lr in (pair.split("=") for pair in args.method_lr)}
     if args.quick:
         updates, args.seeds, args.n_eval, args.n_train, args.eval_points = 30, 1, 64, 2000, 3
     template = Job(
@@ -301,7 +305,7 @@ def main() -> None:
         for seed in range(args.seeds)
         for n in args.Ns
         for method in args.methods
-        for lr in learning_rates
+        for lr in ([method_lr[method]] if method in method_lr else learning_rates)
     ]
     started = time.perf_counter()
     frame = run_all(jobs, args.workers)

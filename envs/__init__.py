@@ -22,7 +22,11 @@ __all__ = [
     "ENV_IDS",
     "DigitsClassificationEnv",
     "PerfectMazeEnv",
+    "PrototypesEnv",
+    "PrototypesTask",
     "RegressionEnv",
+    "StrictMazeEnv",
+    "StrictMazeVecEnv",
     "make_maze",
     "make_minigrid",
     "register_envs",
@@ -42,11 +46,14 @@ def _env_specs() -> dict[str, tuple[str, dict[str, Any]]]:
             "sb3_maxrl_envs.maze:make_maze",
             {"size": size, "placement": "random", "start_dir": None},
         )
+    for size in MAZE_SIZES:
+        specs[f"MaxRL/StrictMaze-{size}x{size}-v0"] = ("sb3_maxrl_envs.strict_maze:StrictMazeEnv", {"size": size})
     specs["MaxRL/MiniGrid-v0"] = ("sb3_maxrl_envs.minigrid_wrappers:make_minigrid", {})
     specs["MaxRL/FrozenLake-v0"] = ("sb3_maxrl_envs.frozen_lake:make_frozen_lake", {})
     specs["MaxRL/FrozenLake-8x8-v0"] = ("sb3_maxrl_envs.frozen_lake:make_frozen_lake", {"map_name": "8x8"})
     specs["MaxRL/Regression-v0"] = ("sb3_maxrl_envs.regression:RegressionEnv", {})
     specs["MaxRL/Digits-v0"] = ("sb3_maxrl_envs.classification:DigitsClassificationEnv", {})
+    specs["MaxRL/Prototypes-v0"] = ("sb3_maxrl_envs.prototypes:PrototypesEnv", {})
     return specs
 
 
@@ -64,7 +71,11 @@ _LAZY_ATTRIBUTES = {
     "PerfectMazeEnv": "sb3_maxrl_envs.maze",
     "make_maze": "sb3_maxrl_envs.maze",
     "RegressionEnv": "sb3_maxrl_envs.regression",
+    "StrictMazeEnv": "sb3_maxrl_envs.strict_maze",
+    "StrictMazeVecEnv": "sb3_maxrl_envs.strict_maze",
     "DigitsClassificationEnv": "sb3_maxrl_envs.classification",
+    "PrototypesEnv": "sb3_maxrl_envs.prototypes",
+    "PrototypesTask": "sb3_maxrl_envs.prototypes",
 }
 
 

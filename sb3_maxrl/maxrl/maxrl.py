@@ -20,10 +20,19 @@ from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
-from sb3_maxrl.common.buffers import GroupRolloutBuffer
+from sb3_maxrl.common.buffers import GroupRolloutBuffer, GroupRolloutSamples
 from sb3_maxrl.common.estimators import BaselineName, EstimatorName, check_estimator_args, group_advantages, loo_weights
 from sb3_maxrl.common.group_rollouts import StartStateCheck, StepRecord, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
+from sb3_maxrl.common.one_step import (
+    OneStepBatch,
+    OneStepTask,
+    OneStepVecEnv,
+    PolicyLosses,
+    collect_one_step_groups,
+    one_step_losses,
+    one_step_task,
+)
 from sb3_maxrl.common.start_states import (
     EpisodeNoise,
     StartStateStream,
@@ -51,8 +60,11 @@ class MaxRL(OnPolicyAlgorithm):
     Code: https://github.com/tajwarfahim/maxrl (the estimator ``(r - mean) / mean``, here ``estimator="maxrl"``)
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, or a MaxRLPolicy subclass)
-    :param env: The environment to learn from (if registered in Gym, can be str); None to load a model later
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param env: The environment to learn from (if registered in Gym, can be str); None to load a model later. A
+        ``sb3_maxrl.common.one_step.OneStepTask`` (e.g. ``sb3_maxrl_envs.PrototypesTask``) trains with one policy
+        forward pass per group (its N episodes share their observation)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0),
+        e.g. a cosine decay ``lambda p: 0.1 * 0.5 * (1 + math.cos(math.pi * (1 - p)))``
     :param group_size: N, episodes per start state (>= 2)
     :param n_groups: G, start states per update; one update uses ``G * N`` complete episodes
     :param estimator: "maxrl" (the paper's code, targets J_{N-1}), "maxrl_raw" / "maxrl_full_cv" (J_N),
@@ -82,7 +94,9 @@ class MaxRL(OnPolicyAlgorithm):
         from the same observation (the env's ``reset(seed)`` does not fix its start state)
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments to be passed to the policy on creation
+    :param policy_kwargs: additional arguments to be passed to the policy on creation, e.g. the paper's SGD
+        ``dict(optimizer_class=th.optim.SGD, optimizer_kwargs=dict(momentum=0.9, weight_decay=1e-4))`` or a linear
+        policy ``dict(net_arch=[])`` (see ``MaxRLPolicy``)
     :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
     :param seed: Seed for the pseudo random generators and the start-state stream
     :param device: Device (cpu, cuda, ...) on which the code should be run ("auto": cuda if available)
@@ -180,6 +194,7 @@ class MaxRL(OnPolicyAlgorithm):
         self.max_episode_steps = max_episode_steps
         self.start_state_check = start_state_check
         self.start_states: StartStateStream | None = None
+        self._one_step_batch: OneStepBatch | None = None  # the last update's groups, on a one-step task
         if self.env is not None:
             self._check_group_env(self.env)
         if _init_setup_model and getattr(self, "observation_space", None) is not None:
@@ -209,6 +224,8 @@ class MaxRL(OnPolicyAlgorithm):
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        if isinstance(env, OneStepTask) and not isinstance(env, VecEnv):
+            env = OneStepVecEnv(env)
         if isinstance(env, VecEnv):
             _add_start_state_wrappers(env)
         elif not is_wrapped(env, StartStateWrapper):
@@ -272,6 +289,10 @@ class MaxRL(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         callback.on_rollout_start()
+        self._one_step_batch = None
+        task = one_step_task(env)
+        if task is not None:
+            return self._collect_one_step_groups(task, callback)
 
         def step_hook(step: StepRecord) -> bool:
             self.num_timesteps += env.num_envs
@@ -324,6 +345,32 @@ class MaxRL(OnPolicyAlgorithm):
         callback.on_rollout_end()
         return True
 
+    def _collect_one_step_groups(self, task: OneStepTask, callback: BaseCallback) -> bool:
+        """
+        ``collect_rollouts`` on a one-step task: the N episodes of a group sampled from one policy forward pass.
+
+        Callbacks see one ``on_step`` per update (all ``G N`` one-step episodes at once).
+
+        :param task: the one-step task
+        :param callback: Callback that will be called once (and at the end of the rollout)
+        :return: True if the update's episodes were collected, False if a callback stopped training
+        """
+        assert self.start_states is not None
+        batch = collect_one_step_groups(self.policy, task, self.start_states.take(self.n_groups), self.group_size)
+        self.num_timesteps += batch.likelihoods.size
+        callback.update_locals(dict(self=self, one_step_batch=batch, actions=batch.actions, likelihoods=batch.likelihoods))
+        if not callback.on_step():
+            return False
+        advantages = group_advantages(batch.likelihoods, self.estimator, self.truncation, baseline=self.baseline)
+        batch.set_advantages(advantages, split_signs=self.clip_range is not None)
+        self._one_step_batch = batch
+        n_episodes = batch.likelihoods.size
+        episodes = EpisodeBatch(batch.seeds, self.group_size, batch.likelihoods.reshape(-1), np.ones(n_episodes), n_episodes)
+        self._record_rollout_stats(episodes, advantages)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
     def _record_rollout_stats(self, episodes: EpisodeBatch, advantages: np.ndarray) -> None:
         likelihoods = episodes.likelihood_matrix
         self.logger.record("rollout/pass_rate", float(likelihoods.mean()))
@@ -344,10 +391,15 @@ class MaxRL(OnPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = None if self.clip_range is None else self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
-        n_steps = len(self.rollout_buffer.step_episode_ids)
         n_episodes = self.n_groups * self.group_size
-        assert self.rollout_buffer.samples is not None
-        if self.ent_coef == 0 and not th.any(self.rollout_buffer.samples.advantages != 0):
+        one_step = self._one_step_batch
+        if one_step is None:
+            assert self.rollout_buffer.samples is not None
+            n_steps = len(self.rollout_buffer.step_episode_ids)
+            any_advantage = bool(th.any(self.rollout_buffer.samples.advantages != 0))
+        else:  # one step per episode
+            n_steps, any_advantage = n_episodes, one_step.any_nonzero_advantage
+        if self.ent_coef == 0 and not any_advantage:
             # A zero gradient would still move the policy through Adam's momentum: skip the optimizer instead.
             self.n_skipped_updates += 1
             self.logger.record("train/skipped_zero_advantage", 1)
@@ -357,21 +409,16 @@ class MaxRL(OnPolicyAlgorithm):
         self.logger.record("train/n_skipped_updates", self.n_skipped_updates)
         policy_losses, entropy_losses, grad_norms, clip_fractions = [], [], [], []
         for _ in range(self.n_epochs):
-            for batch in self.rollout_buffer.get(self.batch_size):
-                actions = batch.actions
-                if isinstance(self.action_space, spaces.Discrete):
-                    actions = actions.long().flatten()
-                log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
-                # sum over this minibatch's steps, scaled to an unbiased estimate of the full update's sum / (G N)
-                scale = n_steps / (len(batch.advantages) * n_episodes)
-                if clip_range is None:
-                    policy_loss = -(batch.advantages * log_prob).sum() * scale
+            batches = self.rollout_buffer.get(self.batch_size) if one_step is None else one_step.minibatches(self.batch_size)
+            for batch in batches:
+                if isinstance(batch, OneStepBatch):  # the same loss, summed per distinct action (exact)
+                    policy_loss, entropy_loss, clip_fraction = one_step_losses(
+                        self.policy, batch, clip_range, entropy_gradient=self.ent_coef != 0
+                    )
                 else:
-                    ratio = th.exp(log_prob - batch.old_log_prob)
-                    clipped_ratio = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-                    policy_loss = -th.min(batch.advantages * ratio, batch.advantages * clipped_ratio).sum() * scale
-                    clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()).item())
-                entropy_loss = -(-log_prob if entropy is None else entropy).sum() * scale
+                    policy_loss, entropy_loss, clip_fraction = self._episode_losses(batch, clip_range, n_steps, n_episodes)
+                if clip_fraction is not None:
+                    clip_fractions.append(clip_fraction)
                 loss = policy_loss + self.ent_coef * entropy_loss
                 self.policy.optimizer.zero_grad()
                 loss.backward()
@@ -398,6 +445,38 @@ class MaxRL(OnPolicyAlgorithm):
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    def _episode_losses(
+        self, batch: GroupRolloutSamples, clip_range: float | None, n_steps: int, n_episodes: int
+    ) -> PolicyLosses:
+        """
+        The policy and entropy losses of a minibatch of steps, and the fraction of clipped ratios (None: no clip).
+
+        :param batch: the minibatch of steps
+        :param clip_range: the ratio clip, None for the plain score-function loss
+        :param n_steps: steps of the whole update
+        :param n_episodes: episodes of the whole update (``G N``)
+        :return: the losses, scaled to the whole update's ``1 / (G N)``
+        """
+        actions = batch.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
+        # sum over this minibatch's steps, scaled to an unbiased estimate of the full update's sum / (G N)
+        scale = n_steps / (len(batch.advantages) * n_episodes)
+        clip_fraction = None
+        if clip_range is None:
+            policy_loss = -(batch.advantages * log_prob).sum() * scale
+        else:
+            ratio = th.exp(log_prob - batch.old_log_prob)
+            clipped_ratio = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+            policy_loss = -th.min(batch.advantages * ratio, batch.advantages * clipped_ratio).sum() * scale
+            clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()).item()
+        entropy_loss = -(-log_prob if entropy is None else entropy).sum() * scale
+        return PolicyLosses(policy_loss, entropy_loss, clip_fraction)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_one_step_batch"]
 
     def learn(
         self: SelfMaxRL,

@@ -36,15 +36,19 @@ class MaxRLPolicy(BasePolicy):
     :param observation_space: Observation space
     :param action_space: Action space (Discrete, MultiDiscrete, MultiBinary or Box)
     :param lr_schedule: Learning rate schedule (could be constant)
-    :param net_arch: Hidden layer sizes of the policy MLP (a list, or ``dict(pi=[...])`` as in SB3)
+    :param net_arch: Hidden layer sizes of the policy MLP (a list, or ``dict(pi=[...])`` as in SB3); ``[]`` for a
+        linear (softmax) policy
     :param activation_fn: Activation function
     :param ortho_init: Whether to use orthogonal initialization (as SB3's PPO)
     :param log_std_init: Initial log standard deviation of a Gaussian policy (Box actions); the std is learned
     :param features_extractor_class: Features extractor to use
     :param features_extractor_kwargs: Keyword arguments to pass to the features extractor
     :param normalize_images: Whether to divide image observations by 255
-    :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
+    :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default. ``th.optim.SGD`` with
+        ``optimizer_kwargs=dict(momentum=0.9, weight_decay=1e-4)`` and ``learning_rate=0.1`` is the paper's ImageNet
+        optimizer: unlike Adam it keeps the gradient's scale, where REINFORCE and MaxRL differ most
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
+        (Adam's default: ``eps=1e-5``)
     :param use_sde: Not supported (state-dependent exploration needs per-step noise resets); must be False
     :param share_features_extractor: Accepted for compatibility with SB3's ``ActorCriticPolicy`` and ignored: there
         is no critic to share the features extractor with

@@ -1,0 +1,497 @@
+"""One-step tasks: a group of ``N`` episodes of one start state for the cost of one policy forward pass.
+
+In a one-step task (classification as RL, one-shot prediction) an episode is one action at the start state's
+observation, and its likelihood is a function of the start seed and that action. The ``N`` episodes of a group
+share their observation, so one forward pass gives the action distribution of all of them: ``N`` actions are
+sampled from it at once, and the update's gradient needs one forward pass per start state, not one per episode.
+
+For a Discrete action space, the per-episode loss of a group ``-(1 / (G N)) sum_i A_i log pi(a_i | x)`` is a sum
+over the distinct sampled actions: ``-(1 / (G N)) sum_a W_a log pi(a | x)`` with ``W_a`` the summed advantages of
+the samples of ``a``. With the PPO ratio clip, ``min(A r, A clip(r, 1 - eps, 1 + eps))`` equals
+``A min(r, 1 + eps)`` for ``A > 0`` and ``A max(r, 1 - eps)`` for ``A < 0`` (the ratio ``r`` of a sample depends on
+its action only), so the sum keeps two weights per action, the summed positive and the summed negative
+advantages: ``-(1 / (G N)) sum_a [W+_a min(r_a, 1 + eps) + W-_a max(r_a, 1 - eps)]``. Both are equal, in value and
+gradient, to the per-episode loss on the same samples (``tests/test_one_step.py``).
+
+- :class:`OneStepTask`: the protocol a vectorized one-step task implements (observations and likelihoods of a
+  batch of start seeds).
+- :class:`OneStepVecEnv`: the task as a VecEnv with native start-state control; ``MaxRL`` trains on it with
+  :func:`collect_one_step_groups` and :func:`one_step_losses` (``MaxRL("MlpPolicy", task)`` wraps the task).
+- :func:`sample_categorical`: many samples per row of a categorical distribution, fast.
+- :func:`evaluate_one_step`: exact pass@k and accuracy on held-out start seeds from the policy's probabilities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
+from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, SUCCESS_KEY
+from sb3_maxrl.common.start_states import EpisodeStart, _as_episode_start, observation_fingerprint
+from sb3_maxrl.common.utils import check_positive_int
+
+#: Slices of the probability mass per class in the guide table of :func:`sample_categorical`.
+_GUIDE_SLICES_PER_CLASS = 2
+#: The guide table's lower bounds are widened by this much (in units of one slice of probability mass), far above
+#: float64 rounding, so they never exclude the answer.
+_GUIDE_MARGIN = 1e-6
+
+
+@runtime_checkable
+class OneStepTask(Protocol):
+    """
+    A task whose episodes last one step, vectorized over start seeds.
+
+    An episode from start seed ``s`` observes ``observations([s])[0]``, takes one action ``a`` and ends with the
+    likelihood ``likelihoods([s], [[a]])[0, 0]`` in ``[0, 1]`` (1/0 for success/failure). Both are pure functions
+    of the seed (and the action): there is no other randomness.
+    """
+
+    observation_space: spaces.Space
+    action_space: spaces.Space
+
+    def observations(self, seeds: np.ndarray) -> np.ndarray:
+        """
+        The start observation of every seed.
+
+        :param seeds: ``(G,)`` start seeds
+        :return: ``(G, *observation_space.shape)``
+        """
+
+    def likelihoods(self, seeds: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """
+        The likelihood of every action taken from every seed's start state.
+
+        :param seeds: ``(G,)`` start seeds
+        :param actions: ``(G, N, *action_space.shape)``, row ``g`` taken from seed ``g``
+        :return: ``(G, N)`` likelihoods in ``[0, 1]``
+        """
+
+
+class _DistributionPolicy(Protocol):
+    @property
+    def device(self) -> th.device: ...
+
+    def get_distribution(self, obs: th.Tensor) -> Distribution: ...
+
+
+class OneStepVecEnv(VecEnv):
+    """
+    A :class:`OneStepTask` as a VecEnv: every step ends every slot's episode, which auto-resets to the next one.
+
+    It implements the start-state control protocol (``sb3_maxrl.common.start_states.StartStateVecEnv``) natively,
+    so it also runs in the per-episode collector and in ``evaluate_pass_at_k``. ``MaxRL`` given this VecEnv (or
+    the task itself, which it wraps) skips the env steps and collects each update's groups with
+    :func:`collect_one_step_groups`. Every final step's info holds ``"likelihood"``, ``"is_success"``
+    (likelihood 1), ``"start_seed"``, ``"start_fingerprint"`` and ``"terminal_observation"``.
+
+    :param task: the one-step task
+    :param num_envs: number of env slots (one episode per slot and step)
+    :param seed: seeds the start seeds of resets with nothing scheduled
+    """
+
+    def __init__(self, task: OneStepTask, num_envs: int = 1, seed: int | None = None):
+        if not isinstance(task, OneStepTask):
+            raise TypeError(
+                f"{type(task).__name__} is not a OneStepTask: it needs observation_space, action_space, "
+                "observations(seeds) and likelihoods(seeds, actions)."
+            )
+        self.task = task
+        super().__init__(check_positive_int("num_envs", num_envs), task.observation_space, task.action_space)
+        self._queues: list[deque[EpisodeStart]] = [deque() for _ in range(self.num_envs)]
+        self._rng = np.random.default_rng(seed)
+        self._episode_seeds = np.zeros(self.num_envs, dtype=np.int64)
+        self._observations = np.zeros((self.num_envs, *task.observation_space.shape), task.observation_space.dtype)  # type: ignore[misc]
+        self._fingerprints = [0] * self.num_envs
+        self._actions: np.ndarray | None = None
+
+    def schedule_episodes(self, starts_by_slot: Mapping[int, Sequence[EpisodeStart]], replace: bool = False) -> None:
+        """
+        Queue episode starts per env slot (see ``StartStateVecEnv``); a start's ``noise_seed`` has nothing to reseed.
+
+        :param starts_by_slot: the starts to queue for each named slot, first used first
+        :param replace: replace every slot's queue (slots not named get an empty one) instead of appending
+        """
+        if replace:
+            for queue in self._queues:
+                queue.clear()
+        for slot, starts in starts_by_slot.items():
+            self._queues[int(slot)].extend(_as_episode_start(start) for start in starts)
+
+    def _start_episodes(self, slots: Iterable[int]) -> None:
+        slots = list(slots)
+        for slot in slots:
+            seed = self._seeds[slot]
+            if self._queues[slot]:
+                seed = self._queues[slot].popleft().start_seed
+            self._episode_seeds[slot] = self._rng.integers(2**31) if seed is None else seed
+        self._observations[slots] = self.task.observations(self._episode_seeds[slots])
+        for slot in slots:
+            self._fingerprints[slot] = observation_fingerprint(self._observations[slot])
+
+    def reset(self) -> VecEnvObs:
+        self._start_episodes(range(self.num_envs))
+        self._reset_seeds()
+        self._reset_options()
+        return self._observations.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        assert self._actions is not None, "call step_async() before step_wait()"
+        actions = self._actions.reshape(self.num_envs, 1, *self.action_space.shape)  # type: ignore[misc]
+        likelihoods = np.asarray(self.task.likelihoods(self._episode_seeds.copy(), actions), dtype=np.float64)[:, 0]
+        infos: list[dict[str, Any]] = [
+            {
+                LIKELIHOOD_KEY: float(likelihood),
+                SUCCESS_KEY: bool(likelihood >= 1.0),
+                "start_seed": int(self._episode_seeds[slot]),
+                "start_fingerprint": self._fingerprints[slot],
+                "terminal_observation": self._observations[slot].copy(),
+                "TimeLimit.truncated": False,
+            }
+            for slot, likelihood in enumerate(likelihoods)
+        ]
+        self._start_episodes(range(self.num_envs))
+        return self._observations.copy(), likelihoods.astype(np.float32), np.ones(self.num_envs, dtype=bool), infos
+
+    def close(self) -> None:
+        return None
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = getattr(self.task, attr_name, None) if attr_name == "render_mode" else getattr(self.task, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.task, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        return [getattr(self.task, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+
+def one_step_task(env: Any) -> OneStepTask | None:
+    """
+    The one-step task MaxRL can train on with one forward pass per group, if ``env`` is one.
+
+    :param env: a VecEnv (or anything)
+    :return: the task of a :class:`OneStepVecEnv` with a Discrete action space, else None (a VecEnvWrapper
+        around it, such as VecNormalize, changes what the policy sees: such envs run episode by episode)
+    """
+    if isinstance(env, OneStepVecEnv) and isinstance(env.action_space, spaces.Discrete):
+        return env.task
+    return None
+
+
+def sample_categorical(log_probs: th.Tensor, n_samples: int) -> th.Tensor:
+    """
+    Draw ``n_samples`` i.i.d. classes from each row of a categorical distribution (inverse transform sampling).
+
+    Each class is the first whose cumulative probability exceeds a uniform draw, found through a guide table
+    (Chen and Asau's cutpoint method) of ``2 C`` equal slices of the probability mass: the draw's slice gives a
+    lower bound, which or the class after it is the answer for most draws; the rest are binary-searched. Exactly
+    the classes a binary search of the cumulative sums (float64) would give for the same uniform draws, and several
+    times faster than ``torch.multinomial`` for thousands of samples per row. Classes of probability 0 are never
+    drawn. Uses torch's global random generator.
+
+    :param log_probs: ``(G, C)`` log-probabilities (normalized up to rounding)
+    :param n_samples: draws per row
+    :return: ``(G, n_samples)`` int64 classes
+    """
+    n_rows, n_classes = log_probs.shape
+    n_slices = _GUIDE_SLICES_PER_CLASS * n_classes
+    cdf = log_probs.detach().double().exp().cumsum(dim=1)
+    total = cdf[:, -1:]
+    uniforms = th.rand(n_rows, n_samples, dtype=th.float64, device=cdf.device)
+    slices = (uniforms * n_slices).long()  # the draw lies in [slice, slice + 1) * total / n_slices
+    draws = uniforms.mul_(th.nextafter(total, th.zeros_like(total)))  # below the total: some class's cdf exceeds it
+    # guide[g, j] = #{c : cdf_c * n_slices / total + margin < j}: classes that surely end before slice j starts, so
+    # below any draw in it. The answer (at most C - 1, as the draw is below the total) is at least guide[g, slice].
+    ends = (cdf * (n_slices / total) + _GUIDE_MARGIN).long().clamp_(max=n_slices - 1)  # floor: the values are > 0
+    cells = (ends + th.arange(1, n_rows * (n_slices + 1), n_slices + 1, device=cdf.device)[:, None]).reshape(-1)
+    guide = th.bincount(cells, minlength=n_rows * (n_slices + 1)).reshape(n_rows, n_slices + 1).cumsum_(dim=1)
+    classes = guide.gather(1, slices)
+    classes += cdf.gather(1, classes) <= draws
+    unresolved = (cdf.gather(1, classes) <= draws).nonzero(as_tuple=True)
+    if len(unresolved[0]) > 0:  # the few others: one batched binary search, their draws padded into rows
+        rows = unresolved[0]
+        per_row = th.bincount(rows, minlength=n_rows)
+        rank = th.arange(len(rows), device=cdf.device) - (per_row.cumsum(0) - per_row)[rows]  # nonzero is row-major
+        padded = th.zeros(n_rows, int(per_row.max()), dtype=cdf.dtype, device=cdf.device)
+        padded[rows, rank] = draws[unresolved]
+        classes[unresolved] = th.searchsorted(cdf, padded, right=True)[rows, rank]
+    return classes
+
+
+@dataclasses.dataclass
+class OneStepBatch:
+    """
+    The groups of one update of a one-step task, with the advantages summed per (start state, class) cell.
+
+    Row ``g`` of every array is group ``g``. Build it with :meth:`from_samples`, then :meth:`set_advantages`.
+
+    :param seeds: ``(G,)`` start seed of every group
+    :param observations: ``(G, *obs_shape)`` the groups' observations, as the policy takes them
+    :param actions: ``(G, N)`` the sampled classes
+    :param likelihoods: ``(G, N)`` the likelihood of every episode
+    :param old_log_probs: ``(G, C)`` log-probability of every class under the policy that sampled the actions
+    :param advantage_sums: ``(G, C)`` the summed advantages of the episodes of each cell
+    :param positive_advantages: ``(G, C)`` the summed positive advantages of each cell (the ratio clip treats
+        positive and negative advantages differently), None if not summed
+    :param any_nonzero_advantage: whether some episode has a non-zero advantage
+    """
+
+    seeds: np.ndarray
+    observations: th.Tensor
+    actions: th.Tensor
+    likelihoods: np.ndarray
+    old_log_probs: th.Tensor
+    advantage_sums: th.Tensor
+    positive_advantages: th.Tensor | None = None
+    any_nonzero_advantage: bool = False
+
+    @classmethod
+    def from_samples(
+        cls, seeds: np.ndarray, observations: th.Tensor, actions: th.Tensor, likelihoods: np.ndarray, old_log_probs: th.Tensor
+    ) -> OneStepBatch:
+        """
+        A batch with no advantages yet.
+
+        :param seeds: ``(G,)`` start seeds
+        :param observations: ``(G, *obs_shape)`` observations
+        :param actions: ``(G, N)`` sampled classes
+        :param likelihoods: ``(G, N)`` likelihoods
+        :param old_log_probs: ``(G, C)`` log-probabilities of the sampling policy
+        :return: the batch
+        """
+        return cls(seeds, observations, actions, likelihoods, old_log_probs, th.zeros_like(old_log_probs))
+
+    @property
+    def n_groups(self) -> int:
+        """G, start states of the batch."""
+        return self.likelihoods.shape[0]
+
+    @property
+    def group_size(self) -> int:
+        """N, episodes per start state."""
+        return self.likelihoods.shape[1]
+
+    def _cell_sums(self, values: th.Tensor) -> th.Tensor:
+        n_groups, n_classes = self.old_log_probs.shape
+        cells = (th.arange(n_groups, device=values.device)[:, None] * n_classes + self.actions).reshape(-1)
+        summed = th.zeros(n_groups * n_classes, dtype=values.dtype, device=values.device)
+        return summed.index_add_(0, cells, values.reshape(-1)).reshape(n_groups, n_classes)
+
+    def set_advantages(self, advantages: np.ndarray | th.Tensor, split_signs: bool = True) -> None:
+        """
+        Sum the episodes' advantages per cell.
+
+        :param advantages: ``(G, N)`` advantage of every episode
+        :param split_signs: also sum the positive advantages apart, as the ratio-clipped loss needs
+        """
+        values = th.as_tensor(advantages, dtype=self.old_log_probs.dtype, device=self.actions.device)
+        if values.shape != self.actions.shape:
+            raise ValueError(f"advantages must have shape {tuple(self.actions.shape)}, got {tuple(values.shape)}.")
+        self.advantage_sums = self._cell_sums(values)
+        self.positive_advantages = self._cell_sums(values.clamp(min=0.0)) if split_signs else None
+        self.any_nonzero_advantage = bool(values.any())
+
+    def minibatches(self, batch_size: int | None = None) -> Iterator[OneStepBatch]:
+        """
+        Iterate over minibatches of whole groups, in random order.
+
+        :param batch_size: episodes per minibatch, rounded down to whole groups (at least one); None for one batch
+        :return: a generator of batches
+        """
+        if batch_size is None:
+            yield self
+            return
+        groups_per_batch = max(1, batch_size // self.group_size)
+        order = th.randperm(self.n_groups)
+        for start in range(0, self.n_groups, groups_per_batch):
+            index = order[start : start + groups_per_batch]
+            rows = index.to(self.actions.device)
+            yield dataclasses.replace(
+                self,
+                seeds=self.seeds[index.numpy()],
+                observations=self.observations[rows],
+                actions=self.actions[rows],
+                likelihoods=self.likelihoods[index.numpy()],
+                old_log_probs=self.old_log_probs[rows],
+                advantage_sums=self.advantage_sums[rows],
+                positive_advantages=None if self.positive_advantages is None else self.positive_advantages[rows],
+            )
+
+
+class PolicyLosses(NamedTuple):
+    """The terms of an update's loss (each averaged over its ``G N`` episodes) and the fraction of clipped ratios."""
+
+    policy_loss: th.Tensor
+    entropy_loss: th.Tensor
+    clip_fraction: float | None
+
+
+def collect_one_step_groups(
+    policy: _DistributionPolicy, task: OneStepTask, seeds: Sequence[int], group_size: int
+) -> OneStepBatch:
+    """
+    Run ``group_size`` one-step episodes from each start seed with one policy forward pass per seed.
+
+    :param policy: the policy (its distribution must be categorical: a Discrete action space)
+    :param task: the one-step task
+    :param seeds: ``(G,)`` start seeds, one group each
+    :param group_size: ``N``, episodes per start seed
+    :return: the batch (advantages still to set with :meth:`OneStepBatch.set_advantages`)
+    """
+    seed_array = np.asarray(seeds, dtype=np.int64)
+    observations = task.observations(seed_array)
+    expected_shape = (len(seed_array), *task.observation_space.shape)  # type: ignore[misc]
+    if np.shape(observations) != expected_shape:
+        raise ValueError(
+            f"{type(task).__name__}.observations(seeds) returned shape {np.shape(observations)}, expected {expected_shape}: "
+            "one observation per seed, of the observation space's shape."
+        )
+    observation_tensor = obs_as_tensor(observations, policy.device)
+    with th.no_grad():
+        log_probs = _class_log_probs(policy.get_distribution(observation_tensor))  # type: ignore[arg-type]
+        actions = sample_categorical(log_probs, group_size)
+    likelihoods = np.asarray(task.likelihoods(seed_array, actions.cpu().numpy()), dtype=np.float64)
+    if likelihoods.shape != actions.shape:
+        raise ValueError(
+            f"{type(task).__name__}.likelihoods(seeds, actions) returned shape {likelihoods.shape}, expected "
+            f"{tuple(actions.shape)}: one likelihood per action."
+        )
+    return OneStepBatch.from_samples(seed_array, observation_tensor, actions, likelihoods, log_probs)  # type: ignore[arg-type]
+
+
+def one_step_losses(
+    policy: _DistributionPolicy, batch: OneStepBatch, clip_range: float | None, entropy_gradient: bool = True
+) -> PolicyLosses:
+    """
+    The per-episode policy and entropy losses of MaxRL on a one-step batch, from one forward pass per group.
+
+    Equal in value and gradient to ``-(1 / (G N)) sum_episodes A min(r, clip(r))`` (or ``-A log pi`` without a
+    clip range) and ``-(1 / (G N)) sum_episodes H`` on the same episodes; see the module docstring.
+
+    :param policy: the policy being trained
+    :param batch: the update's groups, advantages set
+    :param clip_range: the PPO ratio clip ``eps``, None for the plain score-function loss
+    :param entropy_gradient: whether the entropy loss needs a gradient (False: computed without one, for logging)
+    :return: the losses and, with a clip range, the fraction of episodes whose ratio was clipped
+    """
+    distribution = policy.get_distribution(batch.observations)
+    log_probs = _class_log_probs(distribution)
+    n_episodes = batch.n_groups * batch.group_size
+    clip_fraction = None
+    if clip_range is None:
+        policy_loss = -(batch.advantage_sums * log_probs).sum() / n_episodes
+    else:
+        positive = batch.positive_advantages
+        if positive is None:
+            raise ValueError(
+                "A clipped loss sums positive advantages apart: call set_advantages(advantages, split_signs=True)."
+            )
+        negative = batch.advantage_sums - positive
+        ratio = th.exp(log_probs - batch.old_log_probs)
+        clipped = positive * ratio.clamp(max=1.0 + clip_range) + negative * ratio.clamp(min=1.0 - clip_range)
+        policy_loss = -clipped.sum() / n_episodes
+        with th.no_grad():
+            clip_fraction = float((th.abs(ratio.gather(1, batch.actions) - 1.0) > clip_range).double().mean())
+    with th.set_grad_enabled(entropy_gradient and th.is_grad_enabled()):
+        entropy_loss = (log_probs.exp() * log_probs).sum(dim=1).mean()  # minus the mean entropy of the groups
+    return PolicyLosses(policy_loss, entropy_loss, clip_fraction)
+
+
+def _class_log_probs(distribution: Distribution) -> th.Tensor:
+    if not isinstance(distribution, CategoricalDistribution):
+        raise TypeError(
+            f"The one-step fast path needs a categorical policy (a Discrete action space), got {type(distribution).__name__}; "
+            "run other action spaces episode by episode (a DummyVecEnv of the task's gym.Env)."
+        )
+    return distribution.distribution.logits  # torch's Categorical normalizes its logits to log-probabilities
+
+
+@dataclasses.dataclass
+class OneStepEvaluation(ExactPassAtKResult):
+    """
+    The exact outcome of :func:`evaluate_one_step`: an ``ExactPassAtKResult`` (``success_probabilities`` are
+    ``p(x) = sum_a pi(a | x) l(x, a)``, every episode one step long) with the accuracy of the policy's mode.
+
+    :param mode_likelihoods: ``(S,)`` the likelihood of the policy's most probable action at each start state
+    """
+
+    mode_likelihoods: np.ndarray | None = None
+
+    @property
+    def accuracy(self) -> float:
+        """Mean likelihood of the most probable action (for a classifier: the accuracy of its argmax)."""
+        return float("nan") if self.mode_likelihoods is None else float(self.mode_likelihoods.mean())
+
+    def metrics(self) -> dict[str, float]:
+        """
+        The scalar results by name: those of ``ExactPassAtKResult.metrics()`` and ``accuracy``.
+
+        :return: ``pass@{k}``, ``neg_log_pass@{k}``, ``mean_likelihood``, ``nll``, ``mean_ep_length``, ``accuracy``
+        """
+        return {**super().metrics(), "accuracy": self.accuracy}
+
+
+def evaluate_one_step(
+    model: BaseAlgorithm | _DistributionPolicy,
+    task: OneStepTask,
+    seeds: Sequence[int] | np.ndarray,
+    ks: Sequence[int] | None = None,
+    batch_size: int = 512,
+) -> OneStepEvaluation:
+    """
+    Exact pass@k and accuracy of a categorical policy on a one-step task, from its probabilities (no sampling).
+
+    Every action's likelihood is asked of the task, so ``p(x) = sum_a pi(a | x) l(x, a)`` is exact, and so is
+    pass@k ``= mean_x 1 - (1 - p(x))^k`` for binary likelihoods
+    (:func:`~sb3_maxrl.common.exact_evaluation.pass_at_k_from_probabilities`).
+
+    :param model: a model (its ``policy`` is used) or a policy, with a Discrete action space
+    :param task: the one-step task
+    :param seeds: the held-out start seeds
+    :param ks: the ks of pass@k, each >= 1; None for ``1, 2, 4, ..., 1024``
+    :param batch_size: start seeds per forward pass
+    :return: the per-seed success probabilities and the summary
+    """
+    policy: _DistributionPolicy = model.policy if isinstance(model, BaseAlgorithm) else model  # type: ignore[assignment]
+    if not isinstance(task.action_space, spaces.Discrete):
+        raise TypeError(f"evaluate_one_step needs a Discrete action space, got {task.action_space}; use evaluate_pass_at_k.")
+    check_positive_int("batch_size", batch_size, "start seeds per forward pass")
+    seed_array = np.asarray(seeds, dtype=np.int64).reshape(-1)
+    if len(seed_array) == 0:
+        raise ValueError("seeds is empty: pass at least one held-out start seed.")
+    all_actions = np.arange(int(task.action_space.n))
+    probabilities, modes = [], []
+    for start in range(0, len(seed_array), batch_size):
+        chunk = seed_array[start : start + batch_size]
+        with th.no_grad():
+            distribution = policy.get_distribution(obs_as_tensor(task.observations(chunk), policy.device))  # type: ignore[arg-type]
+            class_probs = _class_log_probs(distribution).double().exp().cpu().numpy()
+        likelihoods = np.asarray(task.likelihoods(chunk, np.broadcast_to(all_actions, class_probs.shape)), dtype=np.float64)
+        probabilities.append(np.clip((class_probs * likelihoods).sum(axis=1), 0.0, 1.0))
+        modes.append(likelihoods[np.arange(len(chunk)), class_probs.argmax(axis=1)])
+    success = np.concatenate(probabilities)
+    exact = pass_at_k_from_probabilities(success, ks, start_seeds=seed_array, expected_lengths=np.ones(len(success)))
+    fields = {field.name: getattr(exact, field.name) for field in dataclasses.fields(exact)}
+    return OneStepEvaluation(**fields, mode_likelihoods=np.concatenate(modes))
