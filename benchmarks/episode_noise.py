@@ -39,10 +39,19 @@ def policy_success_probability(model: MaxRL) -> float:
     return exact_success_probability(model.env.envs[0], probabilities)  # type: ignore[union-attr]
 
 
-def run(env_id: str, episode_noise: str, seed: int, timesteps: int, n_points: int, learning_rate: float) -> list[dict]:
+def run(
+    env_id: str, episode_noise: str, seed: int, timesteps: int, n_points: int, learning_rate: float, update: dict
+) -> list[dict]:
     env = make_vec_env(env_id, n_envs=8, seed=seed)
     model = MaxRL(
-        "MlpPolicy", env, group_size=8, n_groups=8, learning_rate=learning_rate, episode_noise=episode_noise, seed=seed
+        "MlpPolicy",
+        env,
+        group_size=8,
+        n_groups=8,
+        learning_rate=learning_rate,
+        episode_noise=episode_noise,
+        seed=seed,
+        **update,
     )
     rows = [dict(episode_noise=episode_noise, seed=seed, timesteps=0, success=policy_success_probability(model), skipped=0)]
     for point in range(1, n_points + 1):
@@ -85,6 +94,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--points", type=int, default=10, help="evaluations along the run")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--paper-update", action="store_true", help="n_epochs=1, clip_range=None (default: MaxRL's)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20k steps, 2 seeds")
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -95,9 +105,10 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         for mode in ("independent", "shared"):
-            rows += run(env_id, mode, seed, args.timesteps, args.points, args.learning_rate)
+            update = dict(n_epochs=1, clip_range=None) if args.paper_update else {}
+            rows += run(env_id, mode, seed, args.timesteps, args.points, args.learning_rate, update)
     frame = pd.DataFrame(rows)
-    stem = f"episode_noise_{args.map}" + ("_quick" if args.quick else "")
+    stem = f"episode_noise_{args.map}" + ("_paper_update" if args.paper_update else "") + ("_quick" if args.quick else "")
     RESULTS.mkdir(exist_ok=True)
     frame.to_csv(RESULTS / f"{stem}.csv", index=False)
     plot(frame, RESULTS / f"{stem}.png", f"MaxRL on slippery FrozenLake {args.map}")

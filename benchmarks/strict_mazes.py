@@ -36,17 +36,12 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_maxrl import MaxRL
-from sb3_maxrl.common.behavior_cloning import behavior_cloning
-from sb3_maxrl.common.start_states import EVAL_SEED_BASE, EpisodeStart
-from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, disjoint_layout_seeds, exact_pass_at_k, expert_transitions
+from sb3_maxrl.common.start_states import EpisodeStart
+from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
+from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, clone_weak_base, layout_sets
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KS = (1, 16, 64, 1024)
-NET_ARCH = [128, 128]
-#: The paper-protocol defaults per maze size: mazes per update, updates, BC steps cap.
-SIZE_DEFAULTS = {9: dict(n_groups=16, updates=600), 13: dict(n_groups=32, updates=800), 17: dict(n_groups=32, updates=800)}
-#: Learning rates chosen on validation mazes with ``--tune`` (see README); CLAIMS.md's protocol used 1e-3 / 3e-4.
-DEFAULT_LR = {9: 1e-3, 13: 3e-4, 17: 3e-4}
+KS = TABLE_KS
 
 
 @dataclass(frozen=True)
@@ -68,36 +63,11 @@ class Job:
     ppo_timesteps: int = 0
 
 
-def layout_sets(size: int, n_eval: int, n_train: int) -> dict[str, list[int]]:
-    """Test, validation and training maze seeds, pairwise different layouts."""
-    test = disjoint_layout_seeds(size, n_eval, first_seed=EVAL_SEED_BASE)
-    validation = disjoint_layout_seeds(size, n_eval, exclude_seeds=test, first_seed=EVAL_SEED_BASE + 10**6)
-    train = disjoint_layout_seeds(size, n_train, exclude_seeds=test + validation, first_seed=0)
-    return dict(test=test, validation=validation, train=train)
-
-
 def neg_log_pass(policy: Any, size: int, seeds: list[int]) -> dict[str, float]:
     result = exact_pass_at_k(policy, size, seeds, ks=KS)
     return {f"neg_log_pass@{k}": result.neg_log_pass_at_k[k] for k in KS} | {
         f"pass@{k}": result.pass_at_k[k] for k in KS
     }
-
-
-def behavior_cloned_base(model: MaxRL, job: Job, mazes: dict[str, list[int]]) -> int:
-    """Clone BFS-optimal paths into ``model`` until its exact validation pass@1 reaches the target; the steps taken."""
-    rng = np.random.default_rng(job.seed)
-    train = np.array(mazes["train"])
-
-    def expert_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
-        return expert_transitions(job.size, rng.choice(train, size=32, replace=False).tolist())
-
-    def validation_pass_at_1() -> float:
-        return exact_pass_at_k(model, job.size, mazes["validation"], ks=(1,)).pass_at_k[1]
-
-    result = behavior_cloning(
-        model, expert_batch, n_steps=500, learning_rate=1e-3, evaluate=validation_pass_at_1, target=job.base_target
-    )
-    return result.n_steps
 
 
 class StopAfterUpdates(BaseCallback):
@@ -131,37 +101,30 @@ class _EvaluateAfterTrain(StopAfterUpdates):
 def run(job: Job) -> list[dict[str, Any]]:
     th.set_num_threads(1)
     started = time.perf_counter()
+    recipe = RECIPES[job.size]
     mazes = layout_sets(job.size, job.n_eval, job.n_train)
-    eval_seeds = mazes[job.split]
+    eval_seeds = getattr(mazes, job.split)
     num_envs = 256 if job.method == "ppo" else min(256, job.n_groups * job.group_size)
     venv = StrictMazeVecEnv(num_envs=num_envs, size=job.size, seed=job.seed)
-    base = MaxRL("MlpPolicy", venv, n_groups=256, policy_kwargs=dict(net_arch=NET_ARCH), seed=job.seed)
-    bc_steps = behavior_cloned_base(base, job, mazes)
+    base = MaxRL("MlpPolicy", venv, n_groups=256, policy_kwargs=dict(net_arch=list(recipe.net_arch)), seed=job.seed)
+    bc_steps = clone_weak_base(
+        base, job.size, mazes.train, mazes.validation, target=job.base_target, seed=job.seed
+    ).n_steps
     meta = asdict(job) | dict(bc_steps=bc_steps)
     rows = [meta | dict(update=0, timesteps=0) | neg_log_pass(base, job.size, eval_seeds)]
     evaluate = lambda: neg_log_pass(model, job.size, eval_seeds)  # noqa: E731
     callback = _EvaluateAfterTrain(job.updates, max(job.updates // job.eval_points, 1), evaluate)
     if job.method == "ppo":
-        model: Any = ppo_from_actor(base, venv, job, mazes["train"])
+        model: Any = ppo_from_actor(base, venv, job, mazes.train)
         callback.updates = 10**9
         steps_per_update = model.n_steps * venv.num_envs
         callback.eval_every = max(job.ppo_timesteps // steps_per_update // job.eval_points, 1)
         model.learn(job.ppo_timesteps, callback=callback)
     else:
-        model = MaxRL(
-            "MlpPolicy",
-            venv,
-            learning_rate=job.learning_rate,
-            group_size=job.group_size,
-            n_groups=job.n_groups,
-            estimator=job.method,
-            n_epochs=1,
-            clip_range=None,
-            max_grad_norm=1.0,
-            train_seeds=mazes["train"],
-            policy_kwargs=dict(net_arch=NET_ARCH),
-            seed=job.seed,
+        settings = recipe.maxrl_kwargs() | dict(
+            learning_rate=job.learning_rate, group_size=job.group_size, n_groups=job.n_groups
         )
+        model = MaxRL("MlpPolicy", venv, estimator=job.method, train_seeds=mazes.train, seed=job.seed, **settings)
         model.policy.load_state_dict(base.policy.state_dict())
         model.learn(10**12, callback=callback)
     if not callback.rows or callback.rows[-1]["update"] != callback.done:
@@ -183,7 +146,7 @@ def ppo_from_actor(base: MaxRL, venv: StrictMazeVecEnv, job: Job, train_seeds: l
         batch_size=2048,
         n_epochs=4,
         gamma=0.99,
-        policy_kwargs=dict(net_arch=dict(pi=NET_ARCH, vf=NET_ARCH)),
+        policy_kwargs=dict(net_arch=dict(pi=list(RECIPES[job.size].net_arch), vf=list(RECIPES[job.size].net_arch))),
         seed=job.seed,
     )
     model.policy.mlp_extractor.policy_net.load_state_dict(base.policy.latent_net.state_dict())
@@ -259,30 +222,31 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=9, choices=(9, 13, 17))
-    parser.add_argument("--methods", nargs="+", default=["maxrl", "grpo", "rloo"])
+    parser.add_argument("--methods", nargs="*", default=["maxrl", "grpo", "rloo"])
     parser.add_argument("--Ns", nargs="+", type=int, default=[16], help="episodes per maze (group_size)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--learning-rates", nargs="+", type=float, default=None, help="default: DEFAULT_LR[size]")
+    parser.add_argument("--learning-rates", nargs="+", type=float, default=None, help="default: the recipe's")
     parser.add_argument(
         "--method-lr", nargs="+", default=[], metavar="METHOD=LR", help="a learning rate per method, e.g. maxrl=3e-3"
     )
     parser.add_argument("--updates", type=int, default=None)
     parser.add_argument("--n-groups", type=int, default=None, help="mazes per update")
     parser.add_argument("--eval-points", type=int, default=10)
-    parser.add_argument("--n-eval", type=int, default=256, help="held-out (and validation) mazes")
-    parser.add_argument("--n-train", type=int, default=20_000, help="training mazes")
-    parser.add_argument("--base-target", type=float, default=0.01, help="BC stops at this validation pass@1")
+    parser.add_argument("--n-eval", type=int, default=None, help="held-out (and validation) mazes")
+    parser.add_argument("--n-train", type=int, default=None, help="training mazes")
+    parser.add_argument("--base-target", type=float, default=None, help="BC stops at this validation pass@1")
     parser.add_argument("--ppo", action="store_true", help="also SB3 PPO from the same BC actor")
     parser.add_argument("--ppo-learning-rates", nargs="+", type=float, default=[3e-4])
+    parser.add_argument("--ppo-timesteps", type=int, default=None, help="default: the median MaxRL run's env steps")
     parser.add_argument("--tune", action="store_true", help="evaluate on validation mazes (the learning-rate grid)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 30 updates, 1 seed, 64 held-out mazes")
     args = parser.parse_args()
-    defaults = SIZE_DEFAULTS[args.size]
-    updates = args.updates or defaults["updates"]
-    n_groups = args.n_groups or defaults["n_groups"]
-    learning_rates = args.learning_rates or [DEFAULT_LR[args.size]]
+    recipe = RECIPES[args.size]
+    updates = args.updates or recipe.updates
+    n_groups = args.n_groups or recipe.n_groups
+    learning_rates = args.learning_rates or [recipe.learning_rate]
     method_lr = {m: float(lr) for m, lr in (pair.split("=") for pair in args.method_lr)}
     if args.quick:
         updates, args.seeds, args.n_eval, args.n_train, args.eval_points = 30, 1, 64, 2000, 3
@@ -295,9 +259,9 @@ def main() -> None:
         n_groups=n_groups,
         updates=updates,
         eval_points=args.eval_points,
-        n_eval=args.n_eval,
-        n_train=args.n_train,
-        base_target=args.base_target,
+        n_eval=args.n_eval or recipe.n_eval,
+        n_train=args.n_train or recipe.n_train,
+        base_target=args.base_target or recipe.base_target,
         split="validation" if args.tune else "test",
     )
     jobs = [
@@ -308,9 +272,9 @@ def main() -> None:
         for lr in ([method_lr[method]] if method in method_lr else learning_rates)
     ]
     started = time.perf_counter()
-    frame = run_all(jobs, args.workers)
+    frame = run_all(jobs, args.workers) if jobs else pd.DataFrame()
     if args.ppo:  # the same env-step budget as the median MaxRL run
-        budget = int(frame[frame.method == "maxrl"].groupby("seed").timesteps.max().median())
+        budget = args.ppo_timesteps or int(frame[frame.method == "maxrl"].groupby("seed").timesteps.max().median())
         ppo_jobs = [
             replace(template, method="ppo", group_size=0, learning_rate=lr, seed=seed, ppo_timesteps=budget)
             for seed in range(args.seeds)

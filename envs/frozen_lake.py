@@ -19,7 +19,9 @@ from sb3_maxrl_envs.minigrid_wrappers import BinarySuccessWrapper
 FROZEN_LAKE_MAX_STEPS = {"4x4": 100, "8x8": 200}
 
 
-def make_frozen_lake(map_name: str = "4x4", is_slippery: bool = True, **make_kwargs: Any) -> gym.Env:
+def make_frozen_lake(
+    map_name: str = "4x4", is_slippery: bool = True, max_steps: int | None = None, **make_kwargs: Any
+) -> gym.Env:
     """
     ``FrozenLake-v1`` reporting ``info["is_success"]`` (reached the goal) on the last step of every episode.
 
@@ -27,11 +29,13 @@ def make_frozen_lake(map_name: str = "4x4", is_slippery: bool = True, **make_kwa
 
     :param map_name: "4x4" or "8x8"
     :param is_slippery: slip sideways with probability 2/3 (the stochastic task)
-    :param make_kwargs: passed to ``gym.make``; ``max_episode_steps`` defaults to gymnasium's limit for the map
-        (100 for 4x4, 200 for 8x8)
+    :param max_steps: the step limit, inside the success wrapper so a truncated episode still reports
+        ``is_success=False`` (None: gymnasium's limit for the map, 100 for 4x4 and 200 for 8x8); use it rather than
+        ``gym.make(..., max_episode_steps=...)``, whose outer time limit would end episodes without an outcome
+    :param make_kwargs: passed to ``gym.make("FrozenLake-v1", ...)``
     :return: the env
     """
-    make_kwargs.setdefault("max_episode_steps", FROZEN_LAKE_MAX_STEPS.get(map_name, 100))
+    make_kwargs["max_episode_steps"] = max_steps or FROZEN_LAKE_MAX_STEPS.get(map_name, 100)
     return BinarySuccessWrapper(gym.make("FrozenLake-v1", map_name=map_name, is_slippery=is_slippery, **make_kwargs))
 
 

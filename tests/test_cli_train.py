@@ -1,29 +1,122 @@
-"""maxrl-train: a tiny real run whose summary.json must equal the last evaluation in its event file."""
+"""maxrl-train: tiny real runs whose summary.json must equal what their event files hold.
+
+The strict-maze pipeline (the default main job): behaviour cloning to a weak base, MaxRL (and a compared
+estimator) from that base, exact held-out pass@k in TensorBoard and the table against the base. Other envs: MaxRL
+with sampled pass@k.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch as th
 from tbparse import SummaryReader
 
 import sb3_maxrl
 from sb3_maxrl import MaxRL
-from sb3_maxrl.cli.train import DEFAULT_ENV, PACKAGED_CONFIG, RUN_DEFAULTS, build_parser, main, resolve_hyperparams
+from sb3_maxrl.cli.train import (
+    DEFAULT_ENV,
+    PACKAGED_CONFIG,
+    RUN_DEFAULTS,
+    build_parser,
+    main,
+    resolve_hyperparams,
+    resolve_strict_maze_settings,
+    train,
+)
 from sb3_maxrl.common.utils import signature_defaults
+from sb3_maxrl_envs.strict_maze import exact_pass_at_k
+from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, layout_sets
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # tbparse on pandas >= 3
+MAZE = "MaxRL/Maze-9x9-v0"
+
+
+def scalars_of(run_dir: Path) -> dict[str, pd.Series]:
+    """``{tag: values by step}`` of the event files directly in ``run_dir`` (not in its subfolders)."""
+    frames = [SummaryReader(str(path)).scalars for path in run_dir.glob("events.out.tfevents.*")]
+    frame = pd.concat(frames)
+    return {str(tag): group.set_index("step")["value"].sort_index() for tag, group in frame.groupby("tag")}
+
+
+def test_strict_maze_pipeline_logs_bc_and_exact_eval_and_tabulates_base_against_fine_tuned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert DEFAULT_ENV == "MaxRL/StrictMaze-9x9-v0"
+    # 8 mazes x 16 episodes per update: a base at pass@1 ~ 1% succeeds about once per update (an update without a
+    # success is skipped)
+    argv = ["--updates", "5", "--n-groups", "8", "--compare", "grpo", "--eval-freq", "1000"]
+    argv += ["--eval-start-states", "32", "--train-mazes", "300", "--log-dir", str(tmp_path / "runs"), "--no-progress"]
+    argv += ["--verbose", "0"]
+    main(argv)
+    assert th.get_num_threads() == 1
+    run_dir = tmp_path / "runs" / "MaxRL_1"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env"] == DEFAULT_ENV and summary["updates"] == 5 and summary["compare"] == ["grpo"]
+    assert summary["hyperparams"]["n_groups"] == 8 and summary["hyperparams"]["n_envs"] == 8 * 16  # one slot per episode
+    assert summary["hyperparams"]["group_size"] == RECIPES[9].group_size  # the recipe's
+    assert summary["hyperparams"]["learning_rate"] == RECIPES[9].learning_rate
+    assert summary["hyperparams"]["n_epochs"] == 1 and summary["hyperparams"]["clip_range"] is None  # the recipe's
+    assert summary["layouts"] == {"train": 300, "validation": 32, "test": 32}
+
+    # the table: base and every method, pass@k and -log pass@k at the table's ks; fine-tuning changed the policy
+    row_keys = {f"{metric}@{k}" for metric in ("pass", "neg_log_pass") for k in TABLE_KS}
+    assert summary["table_ks"] == list(TABLE_KS) == [1, 16, 64, 1024]
+    assert list(summary["table"]) == ["base", "maxrl", "grpo"]
+    assert all(set(row) == row_keys for row in summary["table"].values())
+    base, maxrl, grpo = (summary["table"][name] for name in ("base", "maxrl", "grpo"))
+    assert all(maxrl[key] != base[key] and grpo[key] != base[key] for key in row_keys)
+    for row in (base, maxrl, grpo):
+        assert 0 < row["pass@1"] < row["pass@16"] < row["pass@64"] < row["pass@1024"] <= 1
+
+    # the SFT stage in the run folder: bc/loss per step, bc/pass@1 (validation) from step 0 to the stop
+    scalars = scalars_of(run_dir)
+    cloning = summary["behavior_cloning"]
+    assert list(scalars["bc/loss"].index) == list(range(1, cloning["steps"] + 1))
+    assert list(scalars["bc/pass@1"].index) == list(range(cloning["steps"] + 1))
+    assert scalars["bc/pass@1"].iloc[-1] == pytest.approx(cloning["validation_pass@1"], rel=1e-6)
+    assert cloning["stopped_at_target"] and cloning["validation_pass@1"] >= cloning["target"] == 0.01
+    assert scalars["bc/pass@1"].iloc[:-1].max() < 0.01, "cloning stops at the first evaluation reaching the target"
+
+    # exact held-out eval/ from the base (timestep 0) through periodic evaluations to the final policy
+    evals = {tag.removeprefix("eval/"): series for tag, series in scalars.items() if tag.startswith("eval/")}
+    assert {"pass@1", "pass@1024", "neg_log_pass@64", "nll", "mean_likelihood"} <= set(evals)
+    steps = list(evals["pass@1"].index)
+    assert steps[0] == 0 and len(steps) >= 3 and steps[-1] == summary["eval_num_timesteps"] == summary["num_timesteps"]
+    assert {name: float(series[0]) for name, series in evals.items()} == pytest.approx(summary["base_eval"], rel=1e-6)
+    assert {name: float(series.iloc[-1]) for name, series in evals.items()} == pytest.approx(summary["eval"], rel=1e-6)
+    assert {key: summary["eval"][key] for key in row_keys} == pytest.approx(maxrl, rel=1e-12)
+    assert "rollout/pass_rate" in scalars and "train/skipped_zero_advantage" in scalars
+
+    # the compared estimator: its own run folder, the same base at timestep 0
+    compared = scalars_of(run_dir / "grpo")
+    assert not any(tag.startswith("bc/") for tag in compared)
+    assert compared["eval/pass@64"].iloc[0] == pytest.approx(base["pass@64"], rel=1e-6)
+    assert compared["eval/pass@64"].iloc[-1] == pytest.approx(grpo["pass@64"], rel=1e-6)
+
+    # the saved model is the fine-tuned policy: its exact held-out values are the table's
+    model = MaxRL.load(run_dir / "model.zip", device="cpu")
+    assert model.estimator == "maxrl" and model.policy.net_arch == [128, 128]
+    test_mazes = np.load(run_dir / "pass_at_k_evaluations.npz")["start_seeds"].tolist()
+    assert test_mazes == layout_sets(9, 32, 300).test
+    assert exact_pass_at_k(model, 9, test_mazes, TABLE_KS).pass_at_k[64] == pytest.approx(maxrl["pass@64"], rel=1e-9)
+    assert (run_dir / "best_model.zip").is_file() and (run_dir / "grpo" / "model.zip").is_file()
+
+    printed = capsys.readouterr().out
+    assert "-log pass@k" in printed and "grpo" in printed and "base" in printed
 
 
 def test_cli_summary_matches_event_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "maxrl.yml"
     entry = ["env_wrapper: sb3_maxrl.StartStateWrapper", "group_size: 4", "n_groups: 3", "policy_kwargs: dict(net_arch=[16])"]
-    config.write_text(f"{DEFAULT_ENV}:\n" + "".join(f"  {line}\n" for line in entry))
-    argv = ["--timesteps", "1500", "--n-envs", "4", "--n-groups", "2", "--config", str(config), "--eval-freq", "800"]
-    argv += ["--eval-start-states", "2", "--eval-samples", "4", "--log-dir", str(tmp_path / "runs"), "--no-progress"]
-    main(argv)
+    config.write_text(f"{MAZE}:\n" + "".join(f"  {line}\n" for line in entry))
+    argv = ["--env", MAZE, "--timesteps", "1500", "--n-envs", "4", "--n-groups", "2", "--config", str(config)]
+    argv += ["--eval-freq", "800", "--eval-start-states", "2", "--eval-samples", "4", "--log-dir", str(tmp_path / "runs")]
+    main([*argv, "--no-progress"])
     assert th.get_num_threads() == 1
     run_dir = tmp_path / "runs" / "MaxRL_1"
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -52,10 +145,10 @@ def test_cli_summary_matches_event_file(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_hyperparams_precedence_and_config_errors(tmp_path: Path) -> None:
     parser = build_parser()
-    assert resolve_hyperparams(parser.parse_args([])) == RUN_DEFAULTS  # no MaxRL hyperparameter of its own
+    assert resolve_hyperparams(parser.parse_args(["--env", MAZE])) == RUN_DEFAULTS  # no MaxRL hyperparameter of its own
     flat = tmp_path / "flat.yml"
     flat.write_text("n_timesteps: !!float 2e5\nestimator: rloo\nlearning_rate: 0.01\n")
-    hyperparams = resolve_hyperparams(parser.parse_args(["--config", str(flat), "--estimator", "grpo"]))
+    hyperparams = resolve_hyperparams(parser.parse_args(["--env", MAZE, "--config", str(flat), "--estimator", "grpo"]))
     assert hyperparams["n_timesteps"] == 200_000 and isinstance(hyperparams["n_timesteps"], int)
     assert hyperparams["estimator"] == "grpo" and hyperparams["learning_rate"] == 0.01
     assert "group_size" not in hyperparams  # MaxRL's default applies
@@ -63,12 +156,55 @@ def test_hyperparams_precedence_and_config_errors(tmp_path: Path) -> None:
     zoo = tmp_path / "zoo.yml"
     zoo.write_text("MaxRL/Maze-13x13-v0:\n  group_size: 32\n")
     with pytest.raises(ValueError, match=r"no entry for --env MaxRL/Maze-9x9-v0; its entries are \['MaxRL/Maze-13x13-v0'\]"):
-        resolve_hyperparams(parser.parse_args(["--config", str(zoo)]))
+        resolve_hyperparams(parser.parse_args(["--env", MAZE, "--config", str(zoo)]))
     assert resolve_hyperparams(parser.parse_args(["--config", str(zoo), "--env", "MaxRL/Maze-13x13-v0"]))["group_size"] == 32
     normalized = tmp_path / "normalize.yml"
     normalized.write_text("normalize: true\n")
     with pytest.raises(ValueError, match="need rl-baselines3-zoo"):
-        resolve_hyperparams(parser.parse_args(["--config", str(normalized)]))
+        resolve_hyperparams(parser.parse_args(["--env", MAZE, "--config", str(normalized)]))
+
+
+def test_strict_maze_settings_precedence(tmp_path: Path) -> None:
+    parser = build_parser()
+    recipe, hyperparams = resolve_strict_maze_settings(parser.parse_args([]))
+    assert recipe == RECIPES[9]
+    assert hyperparams == {"policy": "MlpPolicy", "estimator": "maxrl", "n_envs": 256, **RECIPES[9].maxrl_kwargs()}
+    config = tmp_path / "strict.yml"
+    config.write_text("MaxRL/StrictMaze-13x13-v0:\n  learning_rate: 0.002\n  group_size: 8\n  ent_coef: 0.01\n")
+    argv = ["--env", "MaxRL/StrictMaze-13x13-v0", "--config", str(config), "--group-size", "4", "--updates", "7"]
+    recipe, hyperparams = resolve_strict_maze_settings(parser.parse_args([*argv, "--estimator", "rloo"]))
+    assert (recipe.size, recipe.updates, recipe.group_size, recipe.n_groups) == (13, 7, 4, RECIPES[13].n_groups)
+    assert hyperparams["learning_rate"] == 0.002 and hyperparams["ent_coef"] == 0.01  # the config over the recipe
+    assert hyperparams["group_size"] == 4 and hyperparams["estimator"] == "rloo"  # the flags over the config
+    assert hyperparams["n_envs"] == 4 * RECIPES[13].n_groups
+
+
+def test_strict_maze_flags_and_their_errors(tmp_path: Path) -> None:
+    parser = build_parser()
+    log_dir = ["--log-dir", str(tmp_path / "runs")]
+    # flags of the other pipeline are refused before any work, naming what to use instead
+    for argv, match in [
+        (["--timesteps", "1000"], "--timesteps do not apply to the strict-maze pipeline"),
+        (["--eval-samples", "8"], "--eval-samples do not apply"),
+        (["--env", MAZE, "--updates", "10"], "--updates apply only to the strict-maze pipeline"),
+        (["--env", MAZE, "--compare", "grpo"], "use --timesteps for the budget of other envs"),
+        (["--env", MAZE, "--train-mazes", "100"], "--train-mazes apply only"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            train(parser.parse_args([*argv, *log_dir]))
+    with pytest.raises(SystemExit):  # the command line reports it as a usage error
+        main(["--timesteps", "1000", *log_dir])
+    with pytest.raises(ValueError, match="packaged zoo config has no strict-maze entries"):
+        train(parser.parse_args(["--config", *log_dir]))
+    with pytest.raises(ValueError, match="repeats the main run's estimator"):
+        train(parser.parse_args(["--compare", "maxrl", "grpo", *log_dir]))
+    timesteps_config = tmp_path / "timesteps.yml"
+    timesteps_config.write_text("n_timesteps: 1000\n")
+    with pytest.raises(ValueError, match="budget is --updates"):
+        train(parser.parse_args(["--config", str(timesteps_config), *log_dir]))
+    with pytest.raises(ValueError, match="is not a registered strict maze"):
+        train(parser.parse_args(["--env", "MaxRL/StrictMaze-11x11-v0", *log_dir]))
+    assert not (tmp_path / "runs").exists(), "no run folder for a refused command"
 
 
 def test_help_shows_maxrl_defaults() -> None:
@@ -76,7 +212,7 @@ def test_help_shows_maxrl_defaults() -> None:
     help_text = " ".join(build_parser().format_help().split())
     for flag, name in (("--group-size", "group_size"), ("--n-groups", "n_groups"), ("--learning-rate", "learning_rate")):
         assert f"{flag} {flag.strip('-').upper().replace('-', '_')}" in help_text
-        assert f"(default: {defaults[name]})" in help_text
+        assert f"(default: {defaults[name]}; strict mazes: the recipe's, {getattr(RECIPES[9], name)} on 9x9)" in help_text
 
 
 def test_config_without_a_file_is_the_packaged_zoo_config() -> None:

@@ -1,46 +1,84 @@
-"""``maxrl-train``: train MaxRL with periodic pass@k evaluation, TensorBoard logs and a pass@k summary.
+"""``maxrl-train``: the main job. On a strict maze: behaviour cloning to a weak base, MaxRL fine-tuning, and the
+exact pass@k table against the base; on any other env: MaxRL with periodic pass@k evaluation.
 
-At its defaults it trains MaxRL with MaxRL's own defaults on ``MaxRL/Maze-9x9-v0`` for 300k timesteps in 8 envs
-(a few CPU-minutes)::
+At its defaults it runs the paper's maze pipeline on ``MaxRL/StrictMaze-9x9-v0`` (a wrong move ends the episode):
 
-    maxrl-train
-    maxrl-train --estimator grpo --timesteps 200000 --eval-freq 50000
-    maxrl-train --config --env MaxRL/Maze-13x13-v0     # the packaged zoo config's entry for the env
-    maxrl-train --config my_hyperparams.yml
+1. training, validation and held-out test mazes, pairwise different layouts;
+2. the SFT stage: behaviour cloning of BFS-optimal paths until the exact validation pass@1 reaches 1% (a weak base);
+3. MaxRL fine-tuning from that base for a number of updates (``n_groups`` mazes x ``group_size`` episodes each),
+   with exact held-out pass@k logged to TensorBoard every ``--eval-freq`` timesteps;
+4. the table of pass@k and -log pass@k (k = 1, 16, 64, 1024) on the held-out mazes, base against fine-tuned.
+
+``--compare grpo rloo`` fine-tunes the same base with the same budget and other estimators and adds their columns:
+the table that shows what MaxRL is for (its -log pass@64 below theirs, its pass@1024 not below the base's).
+The settings come from ``sb3_maxrl_envs.strict_maze_pipeline.RECIPES`` (shared with ``benchmarks/strict_mazes.py``)::
+
+    maxrl-train                                        # about 25 s (one torch thread, 2 shared cores)
+    maxrl-train --compare grpo rloo                    # about a minute
+    maxrl-train --env MaxRL/StrictMaze-13x13-v0 --updates 400
     tensorboard --logdir runs
 
-Settings come from, in increasing priority: ``sb3_maxrl.MaxRL``'s defaults with this command's run settings
-(policy, timesteps, n_envs: listed at the end), ``--config`` (a YAML file of MaxRL keyword arguments, flat or in
-rl-baselines3-zoo's format ``{env_id: hyperparams}``; without a file, the packaged ``zoo_configs/maxrl.yml``) and
-the flags given explicitly. Only the settings given reach ``MaxRL``: the class is the one place for its defaults.
+On any other env id it trains MaxRL with MaxRL's own defaults for 300k timesteps in 8 envs, with pass@k estimated
+from samples on held-out start states::
+
+    maxrl-train --env MaxRL/Maze-9x9-v0
+    maxrl-train --env MaxRL/Maze-9x9-v0 --estimator grpo --timesteps 200000 --eval-freq 50000
+    maxrl-train --config --env MaxRL/Maze-13x13-v0     # the packaged zoo config's entry for the env
+    maxrl-train --env MaxRL/Maze-9x9-v0 --config my_hyperparams.yml
+
+Settings come from, in increasing priority: the defaults (strict mazes: the recipe of the maze size; other envs:
+``sb3_maxrl.MaxRL``'s defaults with this command's run settings, listed at the end), ``--config`` (a YAML file of
+MaxRL keyword arguments, flat or in rl-baselines3-zoo's format ``{env_id: hyperparams}``; without a file, the
+packaged ``zoo_configs/maxrl.yml``, which has no strict-maze entries) and the flags given explicitly. Only the
+settings given reach ``MaxRL``: the class is the one place for its defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import torch as th
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_maxrl.cli import CONFIG_DIR
-from sb3_maxrl.common.callbacks import PassAtKEvalCallback
+from sb3_maxrl.common.behavior_cloning import BehaviorCloningResult
+from sb3_maxrl.common.callbacks import (
+    ExactPassAtKEvalCallback,
+    PassAtKEvalCallback,
+    StopTrainingOnMaxUpdates,
+    UpdateProgressBarCallback,
+)
 from sb3_maxrl.common.estimators import ESTIMATORS
 from sb3_maxrl.common.evaluation import PassAtKResult
+from sb3_maxrl.common.exact_evaluation import DEFAULT_EXACT_KS, ExactPassAtKResult
 from sb3_maxrl.common.start_states import StartStateWrapper
 from sb3_maxrl.common.utils import signature_defaults
 from sb3_maxrl.maxrl import MaxRL
+from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
+from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, StrictMazeRecipe, clone_weak_base, layout_sets
 
-DEFAULT_ENV = "MaxRL/Maze-9x9-v0"
-#: This command's own settings (8 DummyVecEnv envs: 2x the steps per second of 4 here). MaxRL's hyperparameters are
-#: not repeated: those not given by a flag or ``--config`` keep the defaults of :class:`~sb3_maxrl.MaxRL`.
+DEFAULT_ENV = "MaxRL/StrictMaze-9x9-v0"
+#: Env ids run through the strict-maze pipeline (behaviour-cloned base, MaxRL, exact pass@k table)
+STRICT_MAZE_PREFIX = "MaxRL/StrictMaze-"
+#: This command's own settings for other envs (8 DummyVecEnv envs: 2x the steps per second of 4 here). MaxRL's
+#: hyperparameters are not repeated: those not given by a flag or ``--config`` keep the defaults of
+#: :class:`~sb3_maxrl.MaxRL`.
 RUN_DEFAULTS: dict[str, Any] = {"policy": "MlpPolicy", "n_timesteps": 300_000, "n_envs": 8}
+#: Held-out start states and samples per start state of the sampled evaluation (other envs)
+SAMPLED_EVAL_DEFAULTS = {"eval_start_states": 16, "eval_samples": 16}
 #: ``--config`` without a file: the zoo config shipped with the package
 PACKAGED_CONFIG = CONFIG_DIR / "maxrl.yml"
 #: MaxRL's keyword arguments that are not hyperparameters of the run (summary.json leaves them out)
@@ -54,27 +92,68 @@ FLAG_TO_HYPERPARAM = {
     "n_groups": "n_groups",
     "learning_rate": "learning_rate",
 }
+#: Flags of the strict-maze pipeline only, and flags of the other envs only
+STRICT_MAZE_FLAGS = ("updates", "compare", "train_mazes", "base_target")
+OTHER_ENV_FLAGS = ("timesteps", "eval_samples", "vec_env")
 #: rl-baselines3-zoo keys that need the zoo's machinery
 ZOO_ONLY_KEYS = ("normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback")
 SUMMARY_FILE = "summary.json"
+#: ``learn()``'s timesteps when the budget is a number of updates (StopTrainingOnMaxUpdates ends training)
+UNREACHABLE_TIMESTEPS = 2**62
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser; hyperparameter flags default to None so that a ``--config`` value can win."""
+    recipe = RECIPES[9]
     parser = argparse.ArgumentParser(
         prog="maxrl-train",
         description=__doc__,
-        epilog=f"run settings: {RUN_DEFAULTS}; every other hyperparameter: sb3_maxrl.MaxRL's default",
+        epilog=f"run settings of other envs: {RUN_DEFAULTS}; every other hyperparameter: sb3_maxrl.MaxRL's default",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium env id (default: {DEFAULT_ENV})")
     defaults = {**signature_defaults(MaxRL), **RUN_DEFAULTS}
+    strict = "strict mazes: the recipe's,"
     parser.add_argument("--estimator", choices=ESTIMATORS, help=f"advantage estimator (default: {defaults['estimator']})")
-    parser.add_argument("--group-size", type=int, help=f"N, episodes per start state (default: {defaults['group_size']})")
-    parser.add_argument("--n-groups", type=int, help=f"G, start states per update (default: {defaults['n_groups']})")
-    parser.add_argument("--learning-rate", type=float, help=f"learning rate (default: {defaults['learning_rate']})")
-    parser.add_argument("--timesteps", type=int, help=f"total env steps (default: {defaults['n_timesteps']})")
-    parser.add_argument("--n-envs", type=int, help=f"parallel envs (default: {defaults['n_envs']})")
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        help=f"N, episodes per start state (default: {defaults['group_size']}; {strict} {recipe.group_size} on 9x9)",
+    )
+    parser.add_argument(
+        "--n-groups",
+        type=int,
+        help=f"G, start states per update (default: {defaults['n_groups']}; {strict} {recipe.n_groups} on 9x9)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        help=f"learning rate (default: {defaults['learning_rate']}; {strict} {recipe.learning_rate} on 9x9)",
+    )
+    parser.add_argument(
+        "--timesteps", type=int, help=f"total env steps, not for strict mazes (default: {defaults['n_timesteps']})"
+    )
+    parser.add_argument(
+        "--updates", type=int, help=f"strict mazes: RL updates after the base (default: the recipe's, {recipe.updates} on 9x9)"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        choices=ESTIMATORS,
+        metavar="ESTIMATOR",
+        help="strict mazes: also fine-tune the same base with these estimators (e.g. grpo rloo) and add their columns",
+    )
+    parser.add_argument(
+        "--train-mazes", type=int, help=f"strict mazes: training mazes (default: the recipe's, {recipe.n_train})"
+    )
+    parser.add_argument(
+        "--base-target",
+        type=float,
+        help=f"strict mazes: behaviour cloning stops at this validation pass@1 (default: {recipe.base_target})",
+    )
+    parser.add_argument(
+        "--n-envs", type=int, help=f"parallel envs (default: {defaults['n_envs']}; strict mazes: one per episode, <= 256)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--config",
@@ -83,15 +162,63 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML file of MaxRL kwargs, flat or {env_id: hyperparams}; without a file: the packaged zoo config",
     )
     parser.add_argument("--eval-freq", type=int, default=100_000, help="evaluate every this many timesteps (0: at the end)")
-    parser.add_argument("--eval-start-states", type=int, default=16, help="held-out start states per evaluation")
-    parser.add_argument("--eval-samples", type=int, default=16, help="episodes per evaluation start state (max k)")
+    parser.add_argument(
+        "--eval-start-states",
+        type=int,
+        help=f"held-out start states (default: {SAMPLED_EVAL_DEFAULTS['eval_start_states']}; strict mazes: {recipe.n_eval})",
+    )
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        help="episodes per evaluation start state (max k), not for strict mazes "
+        f"(default: {SAMPLED_EVAL_DEFAULTS['eval_samples']})",
+    )
     parser.add_argument("--log-dir", default="runs", help="TensorBoard folder; each run writes <log-dir>/MaxRL_<i>")
     parser.add_argument("--device", default="auto", help="torch device (default: auto)")
-    parser.add_argument("--vec-env", choices=("dummy", "subproc"), default="dummy", help="VecEnv class (default: dummy)")
+    parser.add_argument("--vec-env", choices=("dummy", "subproc"), help="VecEnv class, not for strict mazes (default: dummy)")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch.set_num_threads (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--verbose", type=int, default=1, help="0: only the summary, 1: every evaluation")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        help="0: only the summary, 1: every evaluation (strict mazes: each stage; 2: also every evaluation)",
+    )
     return parser
+
+
+def is_strict_maze(env_id: str) -> bool:
+    """
+    Whether ``env_id`` runs through the strict-maze pipeline.
+
+    :param env_id: a gymnasium env id
+    :return: True for the ``MaxRL/StrictMaze-*`` ids
+    """
+    return env_id.startswith(STRICT_MAZE_PREFIX)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """
+    Refuse flags that do not apply to the chosen env, saying what to use instead.
+
+    :param args: the parsed command line
+    :raises ValueError: for a strict-maze flag with another env, or another env's flag with a strict maze
+    """
+    if is_strict_maze(args.env):
+        given = [f"--{flag.replace('_', '-')}" for flag in OTHER_ENV_FLAGS if getattr(args, flag) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} do not apply to the strict-maze pipeline ({args.env}): its budget is --updates "
+                "(each update is n_groups x group_size complete episodes), its evaluation is exact (no samples) and "
+                "its VecEnv is StrictMazeVecEnv. Drop them, or pass another --env."
+            )
+    else:
+        given = [f"--{flag.replace('_', '-')}" for flag in STRICT_MAZE_FLAGS if getattr(args, flag) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply only to the strict-maze pipeline (--env {STRICT_MAZE_PREFIX}9x9-v0, "
+                f"13x13 or 17x17), not to --env {args.env}: use --timesteps for the budget of other envs."
+            )
 
 
 def load_config(path: str, env_id: str) -> dict[str, Any]:
@@ -127,7 +254,7 @@ def load_config(path: str, env_id: str) -> dict[str, Any]:
 
 def resolve_hyperparams(args: argparse.Namespace) -> dict[str, Any]:
     """
-    The run settings, overridden by ``--config``, overridden by the flags given explicitly.
+    The run settings of an env other than a strict maze, overridden by ``--config``, overridden by the flags given.
 
     :param args: the parsed command line
     :return: ``n_timesteps``, ``n_envs``, ``policy`` and the MaxRL keyword arguments given (no MaxRL default)
@@ -140,6 +267,64 @@ def resolve_hyperparams(args: argparse.Namespace) -> dict[str, Any]:
             hyperparams[key] = getattr(args, flag)
     hyperparams["n_timesteps"] = int(hyperparams["n_timesteps"])
     return hyperparams
+
+
+def strict_maze_size(env_id: str) -> int:
+    """
+    The maze size of a strict-maze id.
+
+    :param env_id: a ``MaxRL/StrictMaze-*`` id
+    :return: the grid side registered for it
+    :raises ValueError: if the id is not registered
+    """
+    if env_id not in gym.registry:
+        registered = sorted(name for name in gym.registry if is_strict_maze(name))
+        raise ValueError(f"--env {env_id} is not a registered strict maze; use one of {registered}.")
+    return int(gym.spec(env_id).kwargs["size"])
+
+
+def resolve_strict_maze_settings(args: argparse.Namespace) -> tuple[StrictMazeRecipe, dict[str, Any]]:
+    """
+    The strict-maze pipeline's settings: the recipe of the maze size, overridden by ``--config``, overridden by the
+    flags given.
+
+    :param args: the parsed command line
+    :return: the recipe of the run (updates, mazes, behaviour-cloning target, ...) and the MaxRL keyword arguments
+        with ``policy``, ``n_envs`` and ``estimator``
+    """
+    size = strict_maze_size(args.env)
+    if size not in RECIPES:
+        raise ValueError(f"No strict-maze recipe for size {size}: the recipes are for sizes {sorted(RECIPES)}.")
+    recipe = RECIPES[size]
+    hyperparams: dict[str, Any] = {"policy": "MlpPolicy", "estimator": "maxrl", **recipe.maxrl_kwargs()}
+    if args.config is not None:
+        if os.path.abspath(args.config) == os.path.abspath(PACKAGED_CONFIG):
+            raise ValueError(
+                "The packaged zoo config has no strict-maze entries (a strict maze needs the behaviour-cloned base): "
+                "the pipeline's settings are sb3_maxrl_envs.strict_maze_pipeline.RECIPES. Change them with flags "
+                "(--learning-rate, --group-size, --n-groups, --updates) or --config FILE.yml of MaxRL kwargs."
+            )
+        config = load_config(args.config, args.env)
+        if "n_timesteps" in config:
+            raise ValueError(f"{args.config}: n_timesteps does not apply to a strict maze, whose budget is --updates.")
+        hyperparams.update(config)
+    for flag, key in FLAG_TO_HYPERPARAM.items():
+        if getattr(args, flag) is not None:
+            hyperparams[key] = getattr(args, flag)
+    overrides = {
+        "updates": args.updates,
+        "base_target": args.base_target,
+        "n_eval": args.eval_start_states,
+        "n_train": args.train_mazes,
+        "group_size": hyperparams["group_size"],
+        "n_groups": hyperparams["n_groups"],
+    }
+    recipe = dataclasses.replace(recipe, **{key: value for key, value in overrides.items() if value is not None})
+    hyperparams.setdefault("n_envs", recipe.num_envs)
+    compare = list(dict.fromkeys(args.compare or []))
+    if hyperparams["estimator"] in compare:
+        raise ValueError(f"--compare {hyperparams['estimator']} repeats the main run's estimator; compare other estimators.")
+    return recipe, hyperparams
 
 
 def print_summary(result: PassAtKResult, title: str, details: str = "") -> None:
@@ -164,14 +349,44 @@ def print_summary(result: PassAtKResult, title: str, details: str = "") -> None:
     console.print(f"mean likelihood {result.mean_likelihood:.4f}, nll {result.nll:.4f}. {details}")
 
 
+def print_comparison(table: dict[str, dict[str, float]], ks: Sequence[int], title: str, details: str = "") -> None:
+    """
+    Print the pass@k tables of the base and the fine-tuned policies: -log pass@k, then pass@k, one column per policy.
+
+    :param table: policy name -> ``{"pass@{k}": ..., "neg_log_pass@{k}": ...}``
+    :param ks: the rows
+    :param title: a line printed above the tables
+    :param details: a line printed under the tables
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(title)
+    for metric, caption in (("neg_log_pass", "-log pass@k"), ("pass", "pass@k")):
+        rich_table = Table(title=caption)
+        rich_table.add_column("k", justify="right")
+        for name in table:
+            rich_table.add_column(name, justify="right")
+        for k in ks:
+            rich_table.add_row(str(k), *(f"{values[f'{metric}@{k}']:.3f}" for values in table.values()))
+        console.print(rich_table)
+    if details:
+        console.print(details)
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """
-    Train, evaluate, print the summary table and write ``summary.json`` into the TensorBoard run folder.
+    Run the main job (:func:`train_strict_maze` on a strict maze), print the summary table and write
+    ``summary.json`` into the TensorBoard run folder.
 
     :param args: the parsed command line
     :return: the summary written to ``summary.json``
     """
+    check_flags(args)
     th.set_num_threads(args.torch_threads)
+    if is_strict_maze(args.env):
+        return train_strict_maze(args)
     hyperparams = resolve_hyperparams(args)
     n_timesteps = hyperparams.pop("n_timesteps")
     n_envs = int(hyperparams.pop("n_envs"))
@@ -182,8 +397,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model = MaxRL(policy, env, seed=args.seed, tensorboard_log=args.log_dir, device=args.device, **hyperparams)
     eval_callback = PassAtKEvalCallback(
         eval_env,
-        n_eval_start_states=args.eval_start_states,
-        n_samples=args.eval_samples,
+        n_eval_start_states=args.eval_start_states or SAMPLED_EVAL_DEFAULTS["eval_start_states"],
+        n_samples=args.eval_samples or SAMPLED_EVAL_DEFAULTS["eval_samples"],
         eval_freq=max(args.eval_freq // n_envs, 1) if args.eval_freq > 0 else 0,
         verbose=args.verbose,
     )
@@ -197,14 +412,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     assert result is not None, "eval_at_training_end evaluates the final policy"
     run_dir = model.logger.get_dir()
     assert run_dir is not None
-    maxrl_defaults = {name: value for name, value in signature_defaults(MaxRL).items() if name not in NOT_HYPERPARAMS}
     summary = {
         "env": args.env,
         "seed": args.seed,
         "num_timesteps": model.num_timesteps,
         "eval_num_timesteps": eval_callback.evaluations_timesteps[-1],
         "wall_time_s": round(wall_time, 2),
-        "hyperparams": {"policy": policy, "n_envs": n_envs, "n_timesteps": n_timesteps, **maxrl_defaults, **hyperparams},
+        "hyperparams": {"policy": policy, "n_envs": n_envs, "n_timesteps": n_timesteps, **_maxrl_defaults(), **hyperparams},
         "maxrl_kwargs_given": sorted(hyperparams),
         "eval_start_states": len(eval_callback.eval_seeds),
         "eval_samples": eval_callback.n_samples,
@@ -212,8 +426,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "run_dir": run_dir,
     }
     model.save(os.path.join(run_dir, "model"))
-    with open(os.path.join(run_dir, SUMMARY_FILE), "w") as file:
-        json.dump(summary, file, indent=2, default=str)
+    _write_summary(run_dir, summary)
     print_summary(
         result,
         f"{args.env} ({model.estimator})",
@@ -224,13 +437,205 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    The strict-maze pipeline: layout sets, behaviour cloning to a weak base, MaxRL fine-tuning (and the
+    ``--compare`` estimators from the same base, with the same budget), and the exact pass@k table.
+
+    TensorBoard: ``<log-dir>/MaxRL_<i>`` holds the SFT stage (``bc/loss``, ``bc/pass@1`` on validation mazes, by
+    behaviour-cloning step) and the main run's curves (``rollout/``, ``train/``, and ``eval/`` on held-out mazes
+    from the base at timestep 0 to the end); each compared estimator writes ``<log-dir>/MaxRL_<i>/<estimator>``.
+    The run folder also gets ``model.zip``, ``best_model.zip`` (by held-out pass@1), ``pass_at_k_evaluations.npz``
+    and ``summary.json``.
+
+    :param args: the parsed command line
+    :return: the summary written to ``summary.json``
+    """
+    started = time.perf_counter()
+    recipe, hyperparams = resolve_strict_maze_settings(args)
+    compare = list(dict.fromkeys(args.compare or []))
+    n_envs = int(hyperparams.pop("n_envs"))
+    policy = hyperparams.pop("policy")
+    estimator = hyperparams.pop("estimator")
+    size = recipe.size
+    layouts = layout_sets(size, recipe.n_eval, recipe.n_train)
+    test = layouts.test
+
+    def make_model(method: str) -> MaxRL:
+        venv = StrictMazeVecEnv(num_envs=n_envs, size=size, seed=args.seed)
+        return MaxRL(
+            policy, venv, estimator=method, train_seeds=layouts.train, seed=args.seed, device=args.device, **hyperparams
+        )
+
+    def evaluate(model: Any, ks: list[int]) -> ExactPassAtKResult:
+        return exact_pass_at_k(model, size, test, ks)
+
+    model = make_model(estimator)
+    logger = configure_logger(verbose=0, tensorboard_log=args.log_dir, tb_log_name="MaxRL")
+    run_dir = logger.get_dir()
+    assert run_dir is not None
+    model.set_logger(logger)
+
+    if args.verbose >= 1:
+        print(
+            f"{args.env}: {len(layouts.train)} training, {len(layouts.validation)} validation and {len(test)} held-out "
+            f"mazes (distinct layouts). SFT stage: behaviour cloning to validation pass@1 >= {recipe.base_target}..."
+        )
+    bc_started = time.perf_counter()
+    cloning = clone_weak_base(
+        model,
+        size,
+        layouts.train,
+        layouts.validation,
+        target=recipe.base_target,
+        max_steps=recipe.bc_max_steps,
+        batch_size=recipe.bc_batch_size,
+        learning_rate=recipe.bc_learning_rate,
+        seed=args.seed,
+    )
+    bc_seconds = time.perf_counter() - bc_started
+    log_behavior_cloning(logger, cloning)
+    base_state = copy.deepcopy(model.policy.state_dict())
+    base = evaluate(model, list(DEFAULT_EXACT_KS))  # the ks of eval/ (the table's are among them)
+    if not cloning.stopped_at_target:
+        print(
+            f"Warning: behaviour cloning stopped after {cloning.n_steps} steps at validation pass@1 "
+            f"{cloning.last_evaluation:.4f}, below the target {recipe.base_target}: the base is weaker than the protocol's."
+        )
+    if args.verbose >= 1:
+        print(
+            f"Base after {cloning.n_steps} steps ({bc_seconds:.1f} s): validation pass@1 {cloning.last_evaluation:.4f}, "
+            f"held-out pass@1 {base.pass_at_k[1]:.4f}, pass@1024 {base.pass_at_k[1024]:.4f}. Fine-tuning with "
+            f"{estimator}" + (f", then {', '.join(compare)}" if compare else "") + f": {recipe.updates} updates of "
+            f"{recipe.n_groups} mazes x {recipe.group_size} episodes."
+        )
+
+    runs: dict[str, dict[str, Any]] = {}
+    finals: dict[str, ExactPassAtKResult] = {}
+    for method in [estimator, *compare]:
+        if method == estimator:
+            run_model, method_dir = model, run_dir
+        else:
+            run_model, method_dir = make_model(method), os.path.join(run_dir, method)
+            run_model.policy.load_state_dict(base_state)
+            run_model.set_logger(configure(method_dir, ["tensorboard"]))
+        fine_tune_started = time.perf_counter()
+        callback = ExactPassAtKEvalCallback(
+            evaluate,
+            ks=DEFAULT_EXACT_KS,
+            eval_freq=max(args.eval_freq // n_envs, 1) if args.eval_freq > 0 else 0,
+            best_model_save_path=method_dir,
+            log_path=method_dir,
+            eval_at_training_start=True,
+            verbose=1 if args.verbose >= 2 else 0,
+        )
+        callbacks: list[BaseCallback] = [StopTrainingOnMaxUpdates(recipe.updates), callback]
+        if not args.no_progress:
+            callbacks.append(UpdateProgressBarCallback(recipe.updates, description=method))
+        run_model.learn(UNREACHABLE_TIMESTEPS, callback=CallbackList(callbacks))
+        assert callback.last_result is not None, "eval_at_training_end evaluates the final policy"
+        finals[method] = callback.last_result
+        run_model.save(os.path.join(method_dir, "model"))
+        runs[method] = {
+            "run_dir": method_dir,
+            "num_timesteps": run_model.num_timesteps,
+            "eval_num_timesteps": callback.evaluations_timesteps[-1],
+            "n_skipped_updates": run_model.n_skipped_updates,
+            "wall_time_s": round(time.perf_counter() - fine_tune_started, 2),
+        }
+        run_model.env.close()  # type: ignore[union-attr]
+
+    table = {"base": _table_row(base, TABLE_KS)} | {method: _table_row(result, TABLE_KS) for method, result in finals.items()}
+    wall_time = time.perf_counter() - started
+    summary = {
+        "env": args.env,
+        "seed": args.seed,
+        "pipeline": "strict_maze",
+        "layouts": {"train": len(layouts.train), "validation": len(layouts.validation), "test": len(test)},
+        "behavior_cloning": {
+            "steps": cloning.n_steps,
+            "target": recipe.base_target,
+            "validation_pass@1": cloning.last_evaluation,
+            "stopped_at_target": cloning.stopped_at_target,
+            "wall_time_s": round(bc_seconds, 2),
+        },
+        "updates": recipe.updates,
+        "estimator": estimator,
+        "compare": compare,
+        "hyperparams": {
+            "policy": policy,
+            "n_envs": n_envs,
+            **_maxrl_defaults(),
+            **hyperparams,
+            "estimator": estimator,
+            "train_seeds": f"the {len(layouts.train)} training mazes",
+            "recipe": dataclasses.asdict(recipe),
+        },
+        "table_ks": list(TABLE_KS),
+        "table": table,
+        "eval": finals[estimator].metrics(),
+        "base_eval": base.metrics(),
+        "runs": runs,
+        "num_timesteps": runs[estimator]["num_timesteps"],
+        "eval_num_timesteps": runs[estimator]["eval_num_timesteps"],
+        "wall_time_s": round(wall_time, 2),
+        "run_dir": run_dir,
+    }
+    _write_summary(run_dir, summary)
+    print_comparison(
+        table,
+        TABLE_KS,
+        f"{args.env}: exact pass@k on {len(test)} held-out mazes (lower -log pass@k is better)",
+        f"base: behaviour cloning, {cloning.n_steps} steps; then {recipe.updates} updates each "
+        f"({recipe.n_groups} mazes x {recipe.group_size} episodes); {wall_time:.0f} s in all.",
+    )
+    print(f"TensorBoard logs, model.zip and {SUMMARY_FILE} in {run_dir}")
+    return summary
+
+
+def log_behavior_cloning(logger: Logger, result: BehaviorCloningResult) -> None:
+    """
+    Write the SFT stage to the run's logger: ``bc/loss`` at every step and ``bc/pass@1`` (the evaluation that
+    decides when cloning stops) at every evaluation, with the behaviour-cloning step as the x-axis.
+
+    :param logger: the run's logger
+    :param result: the behaviour cloning's outcome
+    """
+    evaluations = dict(result.evaluations)
+    for step in range(result.n_steps + 1):
+        if step >= 1:
+            logger.record("bc/loss", result.losses[step - 1])
+        if step in evaluations:
+            logger.record("bc/pass@1", evaluations[step])
+        logger.dump(step)
+
+
+def _table_row(result: ExactPassAtKResult, ks: Sequence[int]) -> dict[str, float]:
+    return {f"pass@{k}": result.pass_at_k[k] for k in ks} | {f"neg_log_pass@{k}": result.neg_log_pass_at_k[k] for k in ks}
+
+
+def _maxrl_defaults() -> dict[str, Any]:
+    return {name: value for name, value in signature_defaults(MaxRL).items() if name not in NOT_HYPERPARAMS}
+
+
+def _write_summary(run_dir: str, summary: dict[str, Any]) -> None:
+    with open(os.path.join(run_dir, SUMMARY_FILE), "w") as file:
+        json.dump(summary, file, indent=2, default=str)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """
     Entry point of ``maxrl-train``.
 
     :param argv: the command-line arguments (None: ``sys.argv[1:]``)
     """
-    train(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_flags(args)
+    except ValueError as error:
+        parser.error(str(error))
+    train(args)
 
 
 if __name__ == "__main__":
