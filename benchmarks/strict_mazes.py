@@ -1,6 +1,6 @@
 """The paper's maze claims through the library: strict mazes, a behaviour-cloned weak base, MaxRL vs GRPO vs RLOO.
 
-Protocol (../shared/CLAIMS.md, claim 1): randomized-Prim strict mazes (a wrong move ends the episode), a Markov MLP
+Protocol (the MaxRL paper's maze experiment): randomized-Prim strict mazes (a wrong move ends the episode), a Markov MLP
 policy (two hidden layers of 128), a weak base from behaviour cloning on BFS-optimal paths (32 training mazes per
 step, Adam 1e-3, stopped once the exact held-out pass@1 reaches ``--base-target``), then RL from that base with
 ``MaxRL.learn`` on the native ``StrictMazeVecEnv``: one on-policy gradient step per update (``n_epochs=1``,

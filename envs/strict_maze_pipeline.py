@@ -1,7 +1,7 @@
 """The paper's maze protocol as library pieces: layout sets, the behaviour-cloned weak base, the RL settings.
 
 ``maxrl-train --env MaxRL/StrictMaze-9x9-v0`` (the quickstart's main job) and ``benchmarks/strict_mazes.py`` run
-one protocol (``shared/CLAIMS.md``, claim 1) from these pieces, so its settings live in one place:
+one protocol (the MaxRL paper's maze experiment) from these pieces, so its settings live in one place:
 
 1. :func:`layout_sets`: training, validation and held-out test mazes, pairwise different layouts (not only
    different seeds: 9x9 seeds repeat layouts, see :mod:`sb3_maxrl_envs.strict_maze`);

@@ -205,7 +205,7 @@ def test_cloning_the_bfs_expert_raises_the_exact_held_out_success_on_strict_maze
         expert_transitions,
     )
 
-    # the weak-base protocol of shared/CLAIMS.md: 32 training mazes per step, Adam 1e-3, held-out layouts
+    # the paper's weak-base protocol: 32 training mazes per step, Adam 1e-3, held-out layouts
     held_out = disjoint_layout_seeds(9, 64, first_seed=1_000_000)
     train = disjoint_layout_seeds(9, 32 * 150, exclude_seeds=held_out)
     model = MaxRL("MlpPolicy", StrictMazeEnv(9), policy_kwargs=dict(net_arch=[128, 128]), seed=0)

@@ -309,3 +309,18 @@ def test_same_seed_same_parameters_on_subproc_vec_env():
 
     for a, b in zip(train(), train(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("steps", [1, 6])
+def test_entropy_bonus_is_on_the_policy_terms_per_episode_scale(steps):
+    """ent_coef weighs each episode's summed step entropies averaged over the G N episodes: for episodes of
+    ``steps`` steps the entropy loss is ``steps`` times the per-step mean, so longer episodes weigh alike."""
+    model = MaxRL("MlpPolicy", CoinEnv(steps=steps), group_size=2, n_groups=3, ent_coef=0.1, seed=0)
+    model.learn(6 * steps)
+    samples = model.rollout_buffer.samples
+    n_episodes = model.n_groups * model.group_size
+    losses = model._episode_losses(samples, None, len(samples.advantages), n_episodes)
+    _, entropy = model.policy.evaluate_actions(samples.observations, samples.actions.long().flatten())
+    assert len(samples.advantages) == steps * n_episodes
+    assert losses.entropy_loss.item() == pytest.approx(-entropy.sum().item() / n_episodes, rel=1e-6)
+    assert losses.entropy_loss.item() == pytest.approx(-steps * entropy.mean().item(), rel=1e-6)

@@ -42,6 +42,7 @@ from sb3_maxrl.common.start_states import (
     start_state_control,
 )
 from sb3_maxrl.common.type_aliases import EpisodeBatch
+from sb3_maxrl.common.utils import check_positive_int
 from sb3_maxrl.maxrl.policies import CnnPolicy, MaxRLPolicy, MlpPolicy, MultiInputPolicy
 
 SelfMaxRL = TypeVar("SelfMaxRL", bound="MaxRL")
@@ -140,11 +141,11 @@ class MaxRL(OnPolicyAlgorithm):
         _init_setup_model: bool = True,
     ):
         check_estimator_args(estimator, truncation, group_size, baseline)
-        _check_positive_int("n_groups", n_groups, "one update needs at least one start state")
-        _check_positive_int("n_epochs", n_epochs, "use n_epochs=1 for the paper's fully on-policy update")
-        _check_positive_int("max_episode_steps", max_episode_steps, "it caps the length of one episode")
+        check_positive_int("n_groups", n_groups, "one update needs at least one start state")
+        check_positive_int("n_epochs", n_epochs, "use n_epochs=1 for the paper's fully on-policy update")
+        check_positive_int("max_episode_steps", max_episode_steps, "it caps the length of one episode")
         if batch_size is not None:
-            _check_positive_int("batch_size", batch_size, "or None for one batch of all steps")
+            check_positive_int("batch_size", batch_size, "or None for one batch of all steps")
         if n_epochs > 1 and clip_range is None:
             raise ValueError(
                 f"n_epochs={n_epochs} with clip_range=None would reuse stale episodes with no importance ratio: pass "
@@ -379,8 +380,8 @@ class MaxRL(OnPolicyAlgorithm):
         self.logger.record("rollout/utilization", episodes.utilization)
         self.logger.record("rollout/group_ep_len_mean", float(episodes.lengths.mean()))
         self.logger.record("rollout/advantage_std", float(advantages.std()))
-        self.logger.record("rollout/advantage_abs_max", float(np.abs(advantages).max()))
-        self.logger.record("rollout/frac_zero_advantage", float((advantages == 0).mean()))
+        self.logger.record("rollout/advantage_abs_max", float(max(advantages.max(), -advantages.min())))
+        self.logger.record("rollout/frac_zero_advantage", (advantages.size - np.count_nonzero(advantages)) / advantages.size)
         if self.estimator == "maxrl_general":
             omega = loo_weights(likelihoods, self.truncation)
             self.logger.record("rollout/omega_mean", float(omega.mean()))
@@ -513,8 +514,3 @@ def _add_start_state_wrappers(venv: VecEnv) -> None:
     for index, env in enumerate(native.envs):
         if not is_wrapped(env, StartStateWrapper):
             native.envs[index] = StartStateWrapper(env)
-
-
-def _check_positive_int(name: str, value: Any, hint: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r} ({hint}).")
