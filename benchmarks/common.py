@@ -11,7 +11,7 @@ Stable API (other benchmark scripts rely on it; extend, do not change):
 - :func:`make_model` -- ``"maxrl" | "grpo" | "rloo" | "reinforce" | <any MaxRL estimator> | "ppo"``.
 - :func:`train` -- one run with a budget of env steps; returns a :class:`RunResult` (model, per-rollout log
   of MaxRL's ``rollout/*`` keys, optional in-training evaluations, wall time).
-- :func:`evaluate` / :func:`pass_at_k` -- unbiased pass@k on held-out start states with a stochastic policy.
+- :func:`evaluate` -- pass@k on held-out start states with a stochastic policy (the library's ``evaluate_pass_at_k``).
 - :func:`make_recorder` -- the callback :func:`train` uses (per-rollout logger keys, periodic evaluation).
 - :func:`write_csv`, :func:`plot_seed_bands`, :func:`machine_info`.
 """
@@ -24,11 +24,9 @@ import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from math import comb
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch as th
 
 #: Default env of the benchmarks: a 9x9 perfect maze, 3 navigation actions, flat egocentric observation.
@@ -112,90 +110,23 @@ def make_model(algo: str, env, seed: int = 0, **overrides: Any):
     return MaxRL("MlpPolicy", env, estimator=algo, seed=seed, device="cpu", verbose=0, **kwargs)
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from ``n >= k`` samples with ``c`` successes: ``1 - C(n - c, k) / C(n, k)``."""
-    if k > n:
-        raise ValueError(f"pass@{k} needs at least k samples, got n={n}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
-
-
-def _library_evaluator() -> Callable | None:
-    try:
-        from sb3_maxrl.common.evaluation import evaluate_pass_at_k  # written by another engineer
-    except ImportError:
-        return None
-    return evaluate_pass_at_k
-
-
-def _sample_act(model) -> Callable:
-    """A stochastic policy for ``collect_group_episodes`` from any SB3 model (MaxRL or PPO)."""
-    from stable_baselines3.common.utils import obs_as_tensor
-
-    def act(observations):
-        with th.no_grad():
-            dist = model.policy.get_distribution(obs_as_tensor(observations, model.device))
-            actions = dist.get_actions(deterministic=False)
-        actions = actions.cpu().numpy()
-        return actions, actions, np.zeros(len(actions), dtype=np.float32)
-
-    return act
-
-
-def success_counts(model, env, start_seeds: Sequence[int], n_samples: int) -> np.ndarray:
-    """
-    Successes out of ``n_samples`` stochastic episodes from each start seed (local helper, no training).
-
-    :param model: an SB3 model with a stochastic policy
-    :param env: a VecEnv of ``StartStateWrapper``-wrapped envs (use a separate one from training)
-    :param start_seeds: held-out start seeds (``sb3_maxrl.default_eval_seeds(n)``)
-    :param n_samples: episodes per start seed
-    :return: ``(len(start_seeds),)`` int array of success counts
-    """
-    from sb3_maxrl.common.group_rollouts import collect_group_episodes
-
-    training = model.policy.training
-    model.policy.set_training_mode(False)
-    try:
-        batch = collect_group_episodes(env, list(start_seeds), n_samples, _sample_act(model), start_state_check="off")
-    finally:
-        model.policy.set_training_mode(training)
-    return np.rint(batch.likelihood_matrix.sum(axis=1)).astype(int)
-
-
 def evaluate(model, env, start_seeds: Sequence[int], n_samples: int, ks: Iterable[int]) -> dict[int, float]:
     """
-    pass@k for every k in ``ks``, averaged over ``start_seeds`` (unbiased estimator, ``n_samples`` per seed).
-
-    Uses this module's helper (:func:`success_counts` + :func:`pass_at_k`); it is the same estimator as
-    ``sb3_maxrl.common.evaluation.evaluate_pass_at_k`` (see :func:`evaluate_with_library`).
+    pass@k for every k in ``ks``, averaged over ``start_seeds``: the library's
+    ``sb3_maxrl.common.evaluation.evaluate_pass_at_k`` (``n_samples`` sampled episodes per start seed, the unbiased
+    estimator ``1 - C(n - c, k) / C(n, k)`` for binary tasks).
 
     :param model: an SB3 model (MaxRL or PPO)
-    :param env: an evaluation VecEnv from :func:`make_env`
-    :param start_seeds: held-out start seeds
+    :param env: an evaluation VecEnv from :func:`make_env` (use a separate one from training)
+    :param start_seeds: held-out start seeds (``sb3_maxrl.default_eval_seeds(n)``)
     :param n_samples: stochastic episodes per start seed (>= max(ks))
     :param ks: the k values
     :return: ``{k: pass@k}``
     """
-    counts = success_counts(model, env, start_seeds, n_samples)
-    return {int(k): float(np.mean([pass_at_k(n_samples, int(c), int(k)) for c in counts])) for k in ks}
+    from sb3_maxrl.common.evaluation import evaluate_pass_at_k
 
-
-def evaluate_with_library(
-    model, env, start_seeds: Sequence[int], n_samples: int, ks: Iterable[int]
-) -> dict[int, float] | None:
-    """The library's ``evaluate_pass_at_k`` if ``sb3_maxrl/common/evaluation.py`` exists, as ``{k: pass@k}``; else None."""
-    fn = _library_evaluator()
-    if fn is None:
-        return None
-    ks = [int(k) for k in ks]
-    out = fn(model, env, list(start_seeds), n_samples, ks)
-    if hasattr(out, "pass_at_k"):  # PassAtKResult
-        return {int(k): float(v) for k, v in out.pass_at_k.items()}
-    if isinstance(out, dict):
-        return {int(k): float(v) for k, v in out.items()}
-    return {k: float(v) for k, v in zip(ks, np.asarray(out).ravel(), strict=True)}
+    result = evaluate_pass_at_k(model, env, [int(s) for s in start_seeds], n_samples, [int(k) for k in ks])
+    return result.pass_at_k
 
 
 @dataclass

@@ -18,15 +18,12 @@ Methods (all at equal budget: the same number of updates, G start states per upd
                 with the same optimizer (Adam, same lr, eps 1e-5, grad-norm clip 0.5) on the same (x, y)
                 pairs (the G start states of every update), plain torch.
 
-Training path. By default the RL methods use a *batched path*: the policy and its optimizer are built by
-``sb3_maxrl.MaxRL`` (same network, init, optimizer), the G start states come from the library's
-``StartStateStream`` and ``env.reset(seed)`` (so the same (x, y) as the library would use), the N actions per
-start state are sampled from the policy on the repeated observations (unclipped actions stored, clipped to
-[-1, 1] for scoring, as ``MaxRL._act`` does), advantages come from the library's ``group_advantages`` and the
-loss is the library's ``-(1 / (G N)) sum A_i log pi(a_i | x)`` with ``clip_grad_norm_(0.5)``: the same update
-as ``MaxRL.train`` with ``n_epochs=1, batch_size=None``, without the Python loop over one-step VecEnv
-episodes (~3.5k episodes/s measured through DummyVecEnv on this machine). ``--check-library`` additionally
-trains MaxRL and RLOO through ``MaxRL.learn`` (DummyVecEnv) for a shorter budget and reports both paths.
+Every RL method trains through ``MaxRL.learn`` on ``sb3_maxrl_envs.regression.RegressionTask`` (the task of
+``MaxRL/Regression-v0`` vectorized over seeds: seed s gives the (x, y) that ``reset(seed=s)`` draws) with the
+paper's update (``n_epochs=1``, one batch, no ratio clip). On a one-step task ``MaxRL`` forwards the G start
+states once, samples their N predictions from the Gaussian (unclipped actions kept for the log-probabilities,
+clipped to [-1, 1] for scoring, as for any Box env) and trains on the per-sample loss, equal to the per-episode
+loss (``sb3_maxrl/common/one_step.py``, ``tests/test_one_step.py``).
 
 Evaluation on 2000 held-out start states (``default_eval_seeds``): MSE of mu(x) to y and to E[y|x],
 predictive NLL of y (RL: N(mu, tau^2 + s^2), i.e. -log p(y|x) - log(tau sqrt(2 pi)); NLL model: N(mu, sigma(x)^2)),
@@ -59,29 +56,19 @@ METHODS = {
 ORDER = ("maxrl", "exp_lik", "rloo", "grpo", "nll")
 
 
-def make_raw_env(noise: str):
-    import gymnasium as gym
+def make_task(noise: str):
+    """The regression task of one noise model, vectorized over seeds."""
+    from sb3_maxrl_envs.regression import RegressionTask
 
-    import sb3_maxrl  # noqa: F401
-
-    return gym.make("MaxRL/Regression-v0", noise=noise, noise_scale=NOISE_SCALE, tau=TAU, render_mode=None).unwrapped
-
-
-def draw_xy(env, seeds) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for s in seeds:
-        env.reset(seed=int(s))
-        xs.append(env.x)
-        ys.append(env.y)
-    return np.asarray(xs), np.asarray(ys)
+    return RegressionTask(noise=noise, noise_scale=NOISE_SCALE, tau=TAU)
 
 
-def std_target(env, x: np.ndarray) -> float:
+def std_target(task, x: np.ndarray) -> float:
     """s* = sqrt(E_x Var(y|x) - tau^2): the ML optimum of a state-independent policy std."""
-    return float(np.sqrt(max(np.mean(env.conditional_std(x) ** 2) - TAU**2, 0.0)))
+    return float(np.sqrt(max(np.mean(task.conditional_std(x) ** 2) - TAU**2, 0.0)))
 
 
-def jn_optimal_std(env, x: np.ndarray, y: np.ndarray, truncation: int | None) -> float:
+def jn_optimal_std(task, x: np.ndarray, y: np.ndarray, truncation: int | None) -> float:
     """The state-independent s maximizing E_{x,y} J_T(p(y|x)) with mu = E[y|x] (grid search, action clip ignored).
 
     p(y|x) = tau / sqrt(tau^2 + s^2) exp(-(y - mu)^2 / (2 (tau^2 + s^2))); J_T(p) = -sum_{k<=T} (1-p)^k / k,
@@ -90,7 +77,7 @@ def jn_optimal_std(env, x: np.ndarray, y: np.ndarray, truncation: int | None) ->
     J_T saturates, a robust loss).
     """
     grid = np.exp(np.linspace(np.log(0.005), np.log(1.0), 400))
-    r2 = (y - env.conditional_mean(x)) ** 2
+    r2 = (y - task.conditional_mean(x)) ** 2
     best, best_val = grid[0], -np.inf
     for s in grid:
         v = TAU**2 + s**2
@@ -105,50 +92,25 @@ def jn_optimal_std(env, x: np.ndarray, y: np.ndarray, truncation: int | None) ->
     return float(best)
 
 
-def make_maxrl(noise: str, method: str, seed: int, args, env=None):
+def make_maxrl(noise: str, method: str, seed: int, args):
     from sb3_maxrl import MaxRL
 
     cfg = METHODS[method]
     return MaxRL(
         "MlpPolicy",
-        make_raw_env(noise) if env is None else env,
+        make_task(noise),
         learning_rate=args.lr,
         group_size=args.group_size,
         n_groups=args.n_groups,
         estimator=cfg["estimator"],
         truncation=cfg["truncation"],
-        n_epochs=1,  # the batched path's update (one pass, one batch); --check-library trains MaxRL.learn with it
+        n_epochs=1,
+        clip_range=None,
         max_grad_norm=0.5,
         policy_kwargs={"net_arch": list(common.NET_ARCH), "log_std_init": math.log(args.std_init)},
         seed=seed,
         device="cpu",
     )
-
-
-def rl_update(model, env, seeds, group_size: int, method: str) -> dict[str, float]:
-    """One MaxRL update (n_epochs=1, one batch) on G start states x N one-step rollouts, batched."""
-    from sb3_maxrl import group_advantages
-
-    policy = model.policy
-    cfg = METHODS[method]
-    x, y = draw_xy(env, seeds)
-    # the G start states' observations are forwarded once and the Gaussian is repeated N times: the same
-    # distribution (and gradient) as forwarding the G*N repeated observations, as the library does
-    obs = th.as_tensor(x[:, None], dtype=th.float32)
-    policy.set_training_mode(True)
-    mean = policy.get_distribution(obs).distribution.mean.repeat_interleave(group_size, dim=0)
-    dist = th.distributions.Normal(mean, th.ones_like(mean) * th.exp(policy.log_std))
-    actions = dist.sample()
-    pred = np.clip(actions.numpy()[:, 0].astype(np.float64), -1.0, 1.0)
-    lik = np.exp(-((np.repeat(y, group_size) - pred) ** 2) / (2 * TAU**2)).reshape(len(seeds), group_size)
-    adv = group_advantages(lik, cfg["estimator"], cfg["truncation"])
-    log_prob = dist.log_prob(actions).sum(dim=-1)
-    loss = -(th.as_tensor(adv.reshape(-1), dtype=th.float32) * log_prob).sum() / lik.size
-    policy.optimizer.zero_grad()
-    loss.backward()
-    th.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
-    policy.optimizer.step()
-    return {"pass_rate": float(lik.mean()), "adv_std": float(adv.std())}
 
 
 class NLLNet(th.nn.Module):
@@ -171,29 +133,29 @@ class NLLNet(th.nn.Module):
         return self.mean(h)[:, 0], self.log_std(h)[:, 0]
 
 
-def evaluate_rl(model, env, x, y) -> dict[str, float]:
+def evaluate_rl(model, task, x, y) -> dict[str, float]:
     with th.no_grad():
         mu = model.policy.get_distribution(th.as_tensor(x[:, None], dtype=th.float32)).distribution.mean.numpy()[:, 0]
         s = float(th.exp(model.policy.log_std).item())
     var = TAU**2 + s**2
-    return _metrics(env, x, y, mu.astype(np.float64), np.full_like(x, var), s)
+    return _metrics(task, x, y, mu.astype(np.float64), np.full_like(x, var), s)
 
 
-def evaluate_nll(net, env, x, y) -> dict[str, float]:
+def evaluate_nll(net, task, x, y) -> dict[str, float]:
     with th.no_grad():
         mu, log_std = net(th.as_tensor(x[:, None], dtype=th.float32))
     var = np.exp(2 * log_std.numpy().astype(np.float64))
     # implied policy-equivalent spread: sqrt(mean sigma^2 - tau^2)
     s = float(np.sqrt(max(var.mean() - TAU**2, 0.0)))
-    return _metrics(env, x, y, mu.numpy().astype(np.float64), var, s)
+    return _metrics(task, x, y, mu.numpy().astype(np.float64), var, s)
 
 
-def _metrics(env, x, y, mu, var, s) -> dict[str, float]:
-    true_std = env.conditional_std(x)
-    target = std_target(env, x)
+def _metrics(task, x, y, mu, var, s) -> dict[str, float]:
+    true_std = task.conditional_std(x)
+    target = std_target(task, x)
     return {
         "mse_y": float(np.mean((y - mu) ** 2)),
-        "mse_mean": float(np.mean((env.conditional_mean(x) - mu) ** 2)),
+        "mse_mean": float(np.mean((task.conditional_mean(x) - mu) ** 2)),
         "nll": float(np.mean(0.5 * np.log(2 * np.pi * var) + (y - mu) ** 2 / (2 * var))),
         "learned_std": s,
         "target_std": target,
@@ -204,18 +166,20 @@ def _metrics(env, x, y, mu, var, s) -> dict[str, float]:
 
 
 def run_one(noise: str, method: str, seed: int, args, x_test, y_test) -> tuple[list[dict], dict]:
+    from stable_baselines3.common.callbacks import BaseCallback
+
     from sb3_maxrl.common.start_states import StartStateStream
 
-    th.manual_seed(seed)
-    env = make_raw_env(noise)
-    stream = StartStateStream(seed)
+    task = make_task(noise)
     curve = []
     t0 = time.perf_counter()
     if method == "nll":
+        th.manual_seed(seed)
         net = NLLNet(args.std_init)
         opt = th.optim.Adam(net.parameters(), lr=args.lr, eps=1e-5)
+        stream = StartStateStream(seed)  # the (x, y) pairs MaxRL's start-state stream gives its runs of this seed
         for u in range(1, args.updates + 1):
-            x, y = draw_xy(env, stream.take(args.n_groups))
+            x, y = task.examples(stream.take(args.n_groups))
             mu, log_std = net(th.as_tensor(x[:, None], dtype=th.float32))
             yt = th.as_tensor(y, dtype=th.float32)
             loss = (log_std + (yt - mu) ** 2 / (2 * th.exp(2 * log_std))).mean()
@@ -224,80 +188,30 @@ def run_one(noise: str, method: str, seed: int, args, x_test, y_test) -> tuple[l
             th.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
             opt.step()
             if u % args.eval_every == 0 or u == args.updates:
-                curve.append({"update": u, **evaluate_nll(net, env, x_test, y_test)})
+                curve.append({"update": u, **evaluate_nll(net, task, x_test, y_test)})
     else:
         model = make_maxrl(noise, method, seed, args)
-        for u in range(1, args.updates + 1):
-            stats = rl_update(model, env, stream.take(args.n_groups), args.group_size, method)
-            if u % args.eval_every == 0 or u == args.updates:
-                curve.append({"update": u, "train_pass_rate": stats["pass_rate"], **evaluate_rl(model, env, x_test, y_test)})
+        pass_rates: list[float] = []
+
+        def record(updates: int) -> None:
+            if updates % args.eval_every == 0 or updates == args.updates:
+                metrics = evaluate_rl(model, task, x_test, y_test)
+                curve.append({"update": updates, "train_pass_rate": pass_rates[-1], **metrics})
+
+        class Evaluation(BaseCallback):
+            def _on_step(self) -> bool:  # once per update on a one-step task: its sampled predictions
+                pass_rates.append(float(self.locals["likelihoods"].mean()))
+                return True
+
+            def _on_rollout_start(self) -> None:  # the previous update is trained
+                if pass_rates:
+                    record(len(pass_rates))
+
+        model.learn(args.updates * args.n_groups * args.group_size, callback=Evaluation())
+        record(len(pass_rates))
     wall = time.perf_counter() - t0
     final = {**curve[-1], "wall_s": wall}
     return curve, final
-
-
-def check_library(args, x_tests) -> list[dict]:
-    """MaxRL.learn through a DummyVecEnv (the library's own loop) vs the batched path, same budget."""
-    from stable_baselines3.common.env_util import make_vec_env
-
-    from sb3_maxrl import StartStateWrapper
-
-    rows = []
-    noise = "gaussian"
-    x_test, y_test = x_tests[noise]
-    updates = args.check_updates
-    for method in ("maxrl", "rloo"):
-        for seed in range(args.check_seeds):
-            venv = make_vec_env(
-                "MaxRL/Regression-v0",
-                n_envs=64,
-                seed=seed,
-                wrapper_class=StartStateWrapper,
-                env_kwargs={"noise": noise, "noise_scale": NOISE_SCALE, "tau": TAU, "render_mode": None},
-            )
-            model = make_maxrl(noise, method, seed, args, env=venv)
-            t0 = time.perf_counter()
-            model.learn(updates * args.n_groups * args.group_size)
-            wall = time.perf_counter() - t0
-            lib = evaluate_rl(model, make_raw_env(noise), x_test, y_test)
-            rows.append(
-                {
-                    "path": "library MaxRL.learn (DummyVecEnv, 64 envs)",
-                    "method": method,
-                    "seed": seed,
-                    "updates": updates,
-                    "wall_s": wall,
-                    "episodes_per_s": model.num_timesteps / wall,
-                    **lib,
-                }
-            )
-            a = argparse.Namespace(**{**vars(args), "updates": updates, "eval_every": updates})
-            _, fin = run_one(noise, method, seed, a, x_test, y_test)
-            rows.append(
-                {
-                    "path": "batched (this script)",
-                    "method": method,
-                    "seed": seed,
-                    "updates": updates,
-                    "episodes_per_s": updates * args.n_groups * args.group_size / fin["wall_s"],
-                    **fin,
-                }
-            )
-            print(
-                rows[-2]["method"],
-                seed,
-                "lib std %.3f mse %.4f | batched std %.3f mse %.4f | lib %.0f eps/s, batched %.0f eps/s"
-                % (
-                    rows[-2]["learned_std"],
-                    rows[-2]["mse_mean"],
-                    fin["learned_std"],
-                    fin["mse_mean"],
-                    rows[-2]["episodes_per_s"],
-                    rows[-1]["episodes_per_s"],
-                ),
-                flush=True,
-            )
-    return rows
 
 
 def plot(curves, finals, out: Path, tag: str) -> None:
@@ -342,10 +256,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=list(ORDER), choices=ORDER)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--n-test", type=int, default=2000)
-    p.add_argument("--check-library", action="store_true", help="also train via MaxRL.learn (DummyVecEnv)")
     p.add_argument("--summarize-only", action="store_true", help="rebuild the summary and plot from the CSVs")
-    p.add_argument("--check-updates", type=int, default=150)
-    p.add_argument("--check-seeds", type=int, default=2)
     args = p.parse_args()
     common.setup_torch(1)
     args.seeds = args.seeds or (3 if args.quick else 5)
@@ -354,7 +265,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     from sb3_maxrl import default_eval_seeds
 
-    x_tests = {n: draw_xy(make_raw_env(n), default_eval_seeds(args.n_test)) for n in args.noises}
+    x_tests = {n: make_task(n).examples(default_eval_seeds(args.n_test)) for n in args.noises}
     if args.summarize_only:
         summarize(args, tag, x_tests)
         return
@@ -382,9 +293,6 @@ def main() -> None:
     common.write_csv(curves, args.out / f"regression{tag}_curves.csv")
     common.write_csv(finals, args.out / f"regression{tag}.csv")
     summarize(args, tag, x_tests)
-    if args.check_library:
-        rows = check_library(args, x_tests)
-        common.write_csv(rows, args.out / f"regression{tag}_library_check.csv")
     print(f"total wall {time.perf_counter() - t_start:.0f}s; {common.machine_info()}")
 
 
@@ -396,8 +304,8 @@ def summarize(args, tag: str, x_tests) -> None:
     curves = pd.read_csv(args.out / f"regression{tag}_curves.csv")
     plot(curves.to_dict("records"), df.to_dict("records"), args.out, tag)
     n = int(df.group_size.iloc[0])
-    jn = {noise: jn_optimal_std(make_raw_env(noise), *x_tests[noise], n) for noise in df.noise.unique()}
-    ml = {noise: jn_optimal_std(make_raw_env(noise), *x_tests[noise], None) for noise in df.noise.unique()}
+    jn = {noise: jn_optimal_std(make_task(noise), *x_tests[noise], n) for noise in df.noise.unique()}
+    ml = {noise: jn_optimal_std(make_task(noise), *x_tests[noise], None) for noise in df.noise.unique()}
     summary = (
         df.groupby(["noise", "method"], sort=False)
         .agg(

@@ -7,6 +7,10 @@ REINFORCE stalls at the initial pass rate of about 1/10.
 
 The train/test split is fixed (stratified, 20% test, ``numpy.random.RandomState(0)`` whose stream numpy
 keeps stable): 1438 train and 359 test images. ``reset(seed=s)`` shows image ``s % n`` of the split.
+
+:class:`DigitsClassificationEnv` is the task as a ``gym.Env`` (``gym.make("MaxRL/Digits-v0")``), one episode at a
+time; :class:`DigitsTask` is the same task vectorized over seeds (``sb3_maxrl.common.one_step.OneStepTask``):
+``MaxRL("MlpPolicy", DigitsTask())`` samples the N guesses of an image from one policy forward pass.
 """
 
 from __future__ import annotations
@@ -59,9 +63,84 @@ def load_digits_split(split: Split = "train") -> tuple[np.ndarray, np.ndarray]:
     :param split: ``"train"`` or ``"test"``
     :return: ``(images, labels)``: float32 ``(n, 64)`` in [0, 1] and int64 ``(n,)``, read-only
     """
+    _check_split(split)
+    return _load_split(split)
+
+
+def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not a split; use one of {SPLITS}")
-    return _load_split(split)
+
+
+def _spaces(images: np.ndarray) -> tuple[spaces.Box, spaces.Discrete]:
+    """The observation space (an image, 64 floats in [0, 1]) and the action space (a label)."""
+    return spaces.Box(low=0.0, high=1.0, shape=(images.shape[1],), dtype=np.float32), spaces.Discrete(NUM_CLASSES)
+
+
+class DigitsTask:
+    """
+    Digits classification vectorized over seeds (implements ``sb3_maxrl.common.one_step.OneStepTask``).
+
+    Seed ``s`` is image ``s % num_samples`` of the split, as ``DigitsClassificationEnv(split).reset(seed=s)`` shows
+    it; a guess succeeds (likelihood 1) if it is the image's label.
+
+    :param split: ``"train"`` (1438 images) or ``"test"`` (359 images)
+    """
+
+    def __init__(self, split: Split = "train") -> None:
+        _check_split(split)
+        self.split = split
+        self.images, self.labels = load_digits_split(split)
+        self.observation_space, self.action_space = _spaces(self.images)
+
+    @property
+    def num_samples(self) -> int:
+        """Number of images in the split."""
+        return len(self.labels)
+
+    @property
+    def seeds(self) -> np.ndarray:
+        """One seed per image of the split: ``0 .. num_samples - 1`` (as training ``train_seeds`` or test seeds)."""
+        return np.arange(self.num_samples)
+
+    def _indices(self, seeds: Any) -> np.ndarray:
+        seeds = np.asarray(seeds)
+        if seeds.ndim != 1 or not (np.issubdtype(seeds.dtype, np.integer) or seeds.size == 0):
+            raise ValueError(f"seeds must be a 1-D sequence of ints (one per image), got {seeds!r}.")
+        return seeds.astype(np.int64) % self.num_samples
+
+    def examples(self, seeds: Any) -> tuple[np.ndarray, np.ndarray]:
+        """
+        The image and label of every seed.
+
+        :param seeds: ``(G,)`` ints
+        :return: images ``(G, 64)`` float32 in [0, 1] and labels ``(G,)`` int64
+        """
+        indices = self._indices(seeds)
+        return self.images[indices], self.labels[indices]
+
+    def observations(self, seeds: Any) -> np.ndarray:
+        """
+        The image of every seed (``OneStepTask``).
+
+        :param seeds: ``(G,)`` ints
+        :return: ``(G, 64)`` float32 in [0, 1]
+        """
+        return self.images[self._indices(seeds)]
+
+    def likelihoods(self, seeds: Any, actions: np.ndarray) -> np.ndarray:
+        """
+        1.0 where a guess is the label of its seed's image, else 0.0 (``OneStepTask``).
+
+        :param seeds: ``(G,)`` ints
+        :param actions: ``(G, N)`` guessed labels, row ``g`` for seed ``g``
+        :return: ``(G, N)`` float64 in ``{0, 1}``
+        """
+        labels = self.labels[self._indices(seeds)]
+        actions = np.asarray(actions)
+        if actions.ndim != 2 or actions.shape[0] != len(labels):
+            raise ValueError(f"actions must have shape (n_seeds={len(labels)}, N), got {actions.shape}.")
+        return (actions == labels[:, None]).astype(np.float64)
 
 
 class DigitsClassificationEnv(gym.Env[np.ndarray, np.int64]):
@@ -74,15 +153,13 @@ class DigitsClassificationEnv(gym.Env[np.ndarray, np.int64]):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 1}
 
     def __init__(self, split: Split = "train", render_mode: str | None = None) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r} is not a split; use one of {SPLITS}")
+        _check_split(split)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'")
         self.split = split
         self.render_mode = render_mode
         self.images, self.labels = load_digits_split(split)
-        self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(self.images.shape[1],), dtype=np.float32)
-        self.action_space = spaces.Discrete(NUM_CLASSES)
+        self.observation_space, self.action_space = _spaces(self.images)
         self.index = -1
         self._done = True
 

@@ -20,6 +20,10 @@ With the defaults (``s = 0.2``, ``tau = 0.1``) the targets stay inside the actio
 tails of the outlier and skewed noise, and Std(y|x) > tau (heteroskedastic: for ``|x| > 1/6``), the regime
 where maximum likelihood learns a spread of about ``sqrt(Var(y|x) - tau^2)`` while expected-likelihood RL
 shrinks it to zero. Predictions outside [-1, 1] are scored as given; SB3 clips sampled actions to the box.
+
+:class:`RegressionEnv` is the task as a ``gym.Env`` (``gym.make("MaxRL/Regression-v0")``), one episode at a time;
+:class:`RegressionTask` is the same task vectorized over seeds (``sb3_maxrl.common.one_step.OneStepTask``):
+``MaxRL("MlpPolicy", RegressionTask())`` samples the N predictions of an input from one policy forward pass.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils import seeding
 
 Noise = Literal["gaussian", "heteroskedastic", "outliers", "skewed"]
 NOISES: tuple[str, ...] = ("gaussian", "heteroskedastic", "outliers", "skewed")
@@ -138,6 +143,15 @@ class RegressionEnv(gym.Env[np.ndarray, np.ndarray]):
             return mean + self.noise_scale * scale * float(rng.standard_normal())
         return mean + self.noise_scale * (float(rng.exponential()) - 1.0)
 
+    def draw_example(self, rng: np.random.Generator) -> tuple[float, float]:
+        """Draw an input ``x ~ Uniform(-1, 1)`` and its target ``y | x``, in that order.
+
+        :param rng: the random generator to draw from
+        :return: ``(x, y)``
+        """
+        x = float(rng.uniform(-1.0, 1.0))
+        return x, self.sample_target(x, rng)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Draw ``x`` and its target ``y`` from the seed.
 
@@ -145,8 +159,7 @@ class RegressionEnv(gym.Env[np.ndarray, np.ndarray]):
         :param options: unused
         """
         super().reset(seed=seed)
-        self.x = float(self.np_random.uniform(-1.0, 1.0))
-        self.y = self.sample_target(self.x, self.np_random)
+        self.x, self.y = self.draw_example(self.np_random)
         self.prediction = None
         self._done = False
         return np.array([self.x], dtype=np.float32), {}
@@ -188,3 +201,82 @@ class RegressionEnv(gym.Env[np.ndarray, np.ndarray]):
                     row, col = pixel(self.x, value)
                     frame[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2] = color
         return frame
+
+
+class RegressionTask:
+    """
+    The regression task vectorized over seeds (implements ``sb3_maxrl.common.one_step.OneStepTask``).
+
+    Seed ``s`` is the input and target ``(x, y)`` that ``RegressionEnv(...).reset(seed=s)`` draws (the same
+    generator, seeded the same way); a prediction scores ``exp(-(y - yhat)^2 / (2 tau^2))``. The parameters are
+    those of :class:`RegressionEnv`, whose exact ``conditional_mean`` and ``conditional_std`` are available here.
+
+    :param noise: ``"gaussian"``, ``"heteroskedastic"``, ``"outliers"`` or ``"skewed"``
+    :param noise_scale: the noise scale ``s`` >= 0
+    :param tau: the likelihood's width, > 0
+    :param outlier_prob: probability of an outlier (``noise="outliers"`` only), in [0, 1]
+    :param outlier_scale: std of an outlier relative to ``noise_scale`` (``noise="outliers"`` only), >= 1
+    """
+
+    def __init__(
+        self,
+        noise: Noise = "gaussian",
+        noise_scale: float = 0.2,
+        tau: float = 0.1,
+        outlier_prob: float = 0.1,
+        outlier_scale: float = 10.0,
+    ) -> None:
+        self.env = RegressionEnv(noise, noise_scale, tau, outlier_prob, outlier_scale)
+        self.tau = self.env.tau
+        self.observation_space = self.env.observation_space
+        self.action_space = self.env.action_space
+
+    def examples(self, seeds: Any) -> tuple[np.ndarray, np.ndarray]:
+        """
+        The input and target of every seed.
+
+        :param seeds: ``(G,)`` non-negative ints
+        :return: ``x`` and ``y``, float64 ``(G,)`` each
+        """
+        seeds = np.asarray(seeds)
+        if seeds.ndim != 1 or not (np.issubdtype(seeds.dtype, np.integer) or seeds.size == 0) or np.any(seeds < 0):
+            raise ValueError(f"seeds must be a 1-D sequence of non-negative ints (one per example), got {seeds!r}.")
+        pairs = [self.env.draw_example(seeding.np_random(int(seed))[0]) for seed in seeds]
+        return np.array([x for x, _ in pairs], dtype=np.float64), np.array([y for _, y in pairs], dtype=np.float64)
+
+    def observations(self, seeds: Any) -> np.ndarray:
+        """
+        The input of every seed (``OneStepTask``).
+
+        :param seeds: ``(G,)`` non-negative ints
+        :return: ``(G, 1)`` float32
+        """
+        return self.examples(seeds)[0][:, None].astype(np.float32)
+
+    def likelihoods(self, seeds: Any, actions: np.ndarray) -> np.ndarray:
+        """
+        ``exp(-(y - yhat)^2 / (2 tau^2))`` of every prediction (``OneStepTask``).
+
+        :param seeds: ``(G,)`` non-negative ints
+        :param actions: ``(G, N, 1)`` predictions, row ``g`` for seed ``g``
+        :return: ``(G, N)`` float64 in [0, 1]
+        """
+        targets = self.examples(seeds)[1]
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.ndim != 3 or actions.shape[0] != len(targets) or actions.shape[2] != 1:
+            raise ValueError(f"actions must have shape (n_seeds={len(targets)}, N, 1), got {actions.shape}.")
+        return np.exp(-((targets[:, None] - actions[..., 0]) ** 2) / (2.0 * self.tau**2))
+
+    def conditional_mean(self, x: np.ndarray | float) -> np.ndarray:
+        """Exact ``E[y | x]``.
+
+        :param x: input(s) in [-1, 1]
+        """
+        return self.env.conditional_mean(x)
+
+    def conditional_std(self, x: np.ndarray | float) -> np.ndarray:
+        """Exact ``Std[y | x]``.
+
+        :param x: input(s) in [-1, 1]
+        """
+        return self.env.conditional_std(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import subprocess
 import sys
@@ -77,3 +78,45 @@ def test_many_classes_tiny_budget(tmp_path):
     assert {row["method"] for row in rows} == {"cross-entropy", "MaxRL K=16"}
     assert all(0.0 < float(row["pass@1"]) <= float(row["pass@128"]) <= 1.0 for row in rows)
     assert (tmp_path / "many_classes_quick.png").stat().st_size > 10_000
+
+
+def test_classification_and_regression_train_through_maxrl_on_the_one_step_path() -> None:
+    """Their RL runs are MaxRL objects on a one-step task: MaxRL.train's fast path, pinned to the per-episode update
+    by tests/test_one_step.py (test_maxrl_train_on_a_one_step_task_equals_its_per_episode_train)."""
+    from benchmarks import classification, regression
+    from sb3_maxrl.common.one_step import one_step_task
+    from sb3_maxrl_envs.classification import DigitsTask
+    from sb3_maxrl_envs.regression import RegressionTask
+
+    digits = classification.make_model("grpo", 4, seed=0)
+    assert isinstance(digits, MaxRL) and isinstance(one_step_task(digits.env), DigitsTask)
+    assert (digits.estimator, digits.n_groups, digits.n_epochs, digits.clip_range) == ("grpo", classification.G, 1, None)
+    settings = argparse.Namespace(lr=3e-3, group_size=4, n_groups=2, std_init=0.3)
+    gaussian = regression.make_maxrl("outliers", "exp_lik", 0, settings)
+    task = one_step_task(gaussian.env)
+    assert isinstance(task, RegressionTask) and task.env.noise == "outliers"
+    assert (gaussian.estimator, gaussian.truncation, gaussian.n_epochs, gaussian.clip_range) == ("maxrl_general", 1, 1, None)
+
+
+def test_classification_tiny_budget(tmp_path):
+    budget = ("--seeds", "1", "--epochs", "1", "--per-epoch", "2", "--methods", "maxrl", "ce", "--group-sizes", "4")
+    run_module("classification", "--quick", *budget, "--out", str(tmp_path))
+    with open(tmp_path / "classification_quick_curves.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert {row["label"] for row in rows} == {"maxrl N=4", "cross-entropy"}
+    epochs = [float(row["epoch"]) for row in rows if row["label"] == "maxrl N=4"]
+    assert epochs == [0.0, 0.512, 1.001]  # after 0, 23 and 45 updates of 32 of the 1438 training images
+    assert all(0.0 < float(row["test_pass1"]) <= 1.0 and 0.0 <= float(row["test_acc"]) <= 1.0 for row in rows)
+    assert (tmp_path / "classification_quick.png").stat().st_size > 10_000
+
+
+def test_regression_tiny_budget(tmp_path):
+    budget = ("--updates", "6", "--eval-every", "3", "--group-size", "8", "--n-groups", "4", "--n-test", "50")
+    methods = ("--noises", "gaussian", "--methods", "maxrl", "nll")
+    run_module("regression", "--quick", "--seeds", "1", *budget, *methods, "--out", str(tmp_path))
+    with open(tmp_path / "regression_quick_curves.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["method"], int(row["update"])) for row in rows] == [("maxrl", 3), ("maxrl", 6), ("nll", 3), ("nll", 6)]
+    assert all(float(row["learned_std"]) > 0 and float(row["mse_mean"]) >= 0 for row in rows)
+    assert 0.0 < float(rows[1]["train_pass_rate"]) <= 1.0
+    assert (tmp_path / "regression_quick.png").stat().st_size > 10_000

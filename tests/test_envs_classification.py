@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from sb3_maxrl_envs.classification import DigitsClassificationEnv, _split_indices, load_digits_split
+from sb3_maxrl.common.one_step import OneStepTask
+from sb3_maxrl_envs.classification import DigitsClassificationEnv, DigitsTask, _split_indices, load_digits_split
 
 
 def test_split_is_fixed_disjoint_complete_and_stratified() -> None:
@@ -61,6 +62,36 @@ def test_step_outside_an_episode_raises() -> None:
     env = DigitsClassificationEnv()
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(0)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_digits_task_is_the_env_vectorized_over_seeds(split: str) -> None:
+    task, env = DigitsTask(split), DigitsClassificationEnv(split=split)
+    assert isinstance(task, OneStepTask) and task.num_samples == env.num_samples
+    assert task.observation_space == env.observation_space and task.action_space == env.action_space
+    np.testing.assert_array_equal(task.seeds, np.arange(env.num_samples))
+    seeds = np.array([0, 5, env.num_samples + 5, 10**6])
+    actions = np.tile(np.arange(10), (len(seeds), 1))  # every label for every image
+    images, labels = task.examples(seeds)
+    np.testing.assert_array_equal(task.observations(seeds), images)
+    likelihoods = task.likelihoods(seeds, actions)
+    assert likelihoods.shape == (len(seeds), 10) and likelihoods.dtype == np.float64
+    for row, seed in enumerate(seeds):
+        observation, _ = env.reset(seed=int(seed))
+        np.testing.assert_array_equal(images[row], observation)
+        for action in range(10):
+            env.reset(seed=int(seed))
+            assert likelihoods[row, action] == env.step(action)[1]
+        assert labels[row] == env.labels[env.index] and likelihoods[row].sum() == 1.0
+
+
+def test_digits_task_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="is not a split"):
+        DigitsTask("validation")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="1-D sequence of ints"):
+        DigitsTask().observations([[0, 1]])
+    with pytest.raises(ValueError, match=r"actions must have shape \(n_seeds=2, N\)"):
+        DigitsTask().likelihoods([0, 1], np.zeros(2, dtype=np.int64))
 
 
 TRAIN_HEAD = np.array([1639, 1331, 1050, 1756, 1688])  # pins the split across numpy and scikit-learn versions

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sb3_maxrl_envs.regression import NOISES, RegressionEnv, gaussian_likelihood, target_function
+from sb3_maxrl.common.one_step import OneStepTask
+from sb3_maxrl_envs.regression import NOISES, RegressionEnv, RegressionTask, gaussian_likelihood, target_function
 
 
 @settings(max_examples=200, deadline=None)
@@ -90,3 +91,34 @@ def test_step_outside_an_episode_raises() -> None:
     env.step(np.zeros(1, dtype=np.float32))
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(np.zeros(1, dtype=np.float32))
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_regression_task_is_the_env_vectorized_over_seeds(noise: str) -> None:
+    task, env = RegressionTask(noise=noise, tau=0.3), RegressionEnv(noise=noise, tau=0.3)
+    assert isinstance(task, OneStepTask)
+    assert task.observation_space == env.observation_space and task.action_space == env.action_space
+    seeds = np.array([0, 7, 2**31 + 3])
+    predictions = np.linspace(-1.0, 1.0, 5, dtype=np.float32)
+    actions = np.tile(predictions[None, :, None], (len(seeds), 1, 1))
+    x, y = task.examples(seeds)
+    observations, likelihoods = task.observations(seeds), task.likelihoods(seeds, actions)
+    assert observations.shape == (3, 1) and observations.dtype == np.float32 and likelihoods.shape == (3, 5)
+    for row, seed in enumerate(seeds):
+        observation, _ = env.reset(seed=int(seed))
+        assert (x[row], y[row]) == (env.x, env.y) and observations[row] == observation
+        for column, prediction in enumerate(predictions):
+            env.reset(seed=int(seed))
+            assert likelihoods[row, column] == pytest.approx(env.step(np.array([prediction]))[1], rel=1e-14, abs=1e-300)
+    np.testing.assert_array_equal(task.conditional_std(x), env.conditional_std(x))
+    np.testing.assert_array_equal(task.conditional_mean(x), env.conditional_mean(x))
+
+
+def test_regression_task_rejects_bad_input() -> None:
+    task = RegressionTask()
+    with pytest.raises(ValueError, match="non-negative ints"):
+        task.observations([-1])
+    with pytest.raises(ValueError, match=r"actions must have shape \(n_seeds=2, N, 1\)"):
+        task.likelihoods([0, 1], np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="noise="):
+        RegressionTask(noise="uniform")  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from sb3_maxrl.common.one_step import (
     OneStepBatch,
     OneStepTask,
     OneStepVecEnv,
+    _class_log_probs,
     collect_one_step_groups,
     evaluate_one_step,
     one_step_losses,
@@ -25,6 +26,7 @@ from sb3_maxrl.common.start_states import EpisodeStart, StartStateVecEnv, start_
 from sb3_maxrl.common.type_aliases import EpisodeBatch
 from sb3_maxrl.maxrl.policies import MaxRLPolicy
 from sb3_maxrl_envs import PrototypesEnv, PrototypesTask
+from sb3_maxrl_envs.regression import RegressionEnv, RegressionTask
 
 
 def make_policy(task: OneStepTask, net_arch: list[int] | None = None, seed: int = 0) -> MaxRLPolicy:
@@ -77,12 +79,19 @@ def test_sample_categorical_never_draws_a_class_of_probability_zero() -> None:
     assert set(draws[2].tolist()) == {0, 11} and set(draws[3].tolist()) == set(range(3, 9))
 
 
+def per_episode_actions(batch: OneStepBatch) -> tuple[th.Tensor, th.Tensor]:
+    """The batch's actions and their old log-probabilities, one row per episode, as MaxRL's rollout buffer holds them."""
+    n_episodes = batch.likelihoods.size
+    if batch.per_class:
+        return batch.actions.reshape(-1), batch.old_log_probs.gather(1, batch.actions).reshape(-1)
+    return batch.actions.reshape(n_episodes, -1), batch.old_log_probs.reshape(-1)
+
+
 def per_episode_losses(policy: MaxRLPolicy, batch: OneStepBatch, advantages: np.ndarray, clip_range: float | None):
     """MaxRL.train's per-episode loss on the same samples: every episode is a step of its own."""
     group_size = batch.group_size
     observations = batch.observations.repeat_interleave(group_size, dim=0)
-    actions = batch.actions.reshape(-1)
-    old_log_prob = batch.old_log_probs.gather(1, batch.actions).reshape(-1)
+    actions, old_log_prob = per_episode_actions(batch)
     advantage = th.as_tensor(advantages, dtype=th.float64).reshape(-1)
     log_prob, entropy = policy.evaluate_actions(observations, actions)
     scale = 1.0 / len(actions)
@@ -101,16 +110,23 @@ def gradient(loss: th.Tensor, policy: MaxRLPolicy) -> th.Tensor:
     return th.cat([(th.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(parameters, gradients, strict=True)])
 
 
+def regression_task() -> RegressionTask:
+    return RegressionTask(noise_scale=0.3, tau=0.2)
+
+
 @pytest.mark.parametrize("clip_range", [None, 0.2])
-@pytest.mark.parametrize("estimator", ["maxrl", "grpo"])
-def test_aggregated_loss_equals_the_per_episode_loss_in_value_and_gradient(clip_range: float | None, estimator: str) -> None:
-    task = PrototypesTask(n_classes=6, dim=5, noise=1.0)
+@pytest.mark.parametrize(("task_name", "estimator"), [("classes", "maxrl"), ("classes", "grpo"), ("box", "maxrl_general")])
+def test_aggregated_loss_equals_the_per_episode_loss_in_value_and_gradient(
+    clip_range: float | None, task_name: str, estimator: str
+) -> None:
+    task = PrototypesTask(n_classes=6, dim=5, noise=1.0) if task_name == "classes" else regression_task()
     policy = make_policy(task)
     batch = collect_one_step_groups(policy, task, np.arange(10), 64)
     advantages = group_advantages(batch.likelihoods, estimator)
     assert (advantages > 0).any() and (advantages < 0).any()
     batch.set_advantages(advantages)
-    assert len(th.unique(batch.actions[0])) < batch.group_size  # repeated actions: the aggregation does something
+    if task_name == "classes":
+        assert len(th.unique(batch.actions[0])) < batch.group_size  # repeated actions: the aggregation does something
     with th.no_grad():  # move the policy away from the sampling one, so that ratios differ from 1 (and get clipped)
         for parameter in policy.parameters():
             parameter.add_(0.5 * th.randn_like(parameter))
@@ -127,8 +143,8 @@ def test_aggregated_loss_equals_the_per_episode_loss_in_value_and_gradient(clip_
         assert fast.clip_fraction is None
     else:
         observations = batch.observations.repeat_interleave(batch.group_size, dim=0)
-        log_prob = policy.evaluate_actions(observations, batch.actions.reshape(-1))[0]
-        ratio = th.exp(log_prob - batch.old_log_probs.gather(1, batch.actions).reshape(-1))
+        actions, old_log_prob = per_episode_actions(batch)
+        ratio = th.exp(policy.evaluate_actions(observations, actions)[0] - old_log_prob)
         expected = float((th.abs(ratio - 1) > clip_range).double().mean())
         assert 0.0 < expected < 1.0 and fast.clip_fraction == pytest.approx(expected)
 
@@ -175,6 +191,8 @@ def test_one_step_vec_env_has_native_start_state_control() -> None:
     task = PrototypesTask(n_classes=5, dim=3)
     env = OneStepVecEnv(task, num_envs=2, seed=0)
     assert isinstance(env, StartStateVecEnv) and start_state_control(env) is env and one_step_task(env) is task
+    box_task = regression_task()
+    assert one_step_task(OneStepVecEnv(box_task)) is box_task and one_step_task(DummyVecEnv([RegressionEnv])) is None
     env.schedule_episodes({0: [EpisodeStart(11), EpisodeStart(12, 99)], 1: [EpisodeStart(21)]}, replace=True)
     observations = env.reset()
     np.testing.assert_array_equal(observations, task.observations([11, 21]))
@@ -230,13 +248,21 @@ def one_step_model(task: OneStepTask, **kwargs) -> MaxRL:
 
 
 @pytest.mark.parametrize(("clip_range", "n_epochs"), [(None, 1), (0.2, 3)])
-def test_maxrl_train_on_a_one_step_task_equals_its_per_episode_train(clip_range: float | None, n_epochs: int) -> None:
-    task = PrototypesTask(n_classes=6, dim=5, noise=1.0)
+@pytest.mark.parametrize(("task_name", "estimator"), [("classes", "maxrl"), ("box", "maxrl_general")])
+def test_maxrl_train_on_a_one_step_task_equals_its_per_episode_train(
+    clip_range: float | None, n_epochs: int, task_name: str, estimator: str
+) -> None:
+    if task_name == "classes":
+        task: OneStepTask = PrototypesTask(n_classes=6, dim=5, noise=1.0)
+        episodic_env = DummyVecEnv([lambda: PrototypesEnv(n_classes=6, dim=5, noise=1.0)])
+    else:
+        task = regression_task()
+        episodic_env = DummyVecEnv([lambda: RegressionEnv(noise_scale=0.3, tau=0.2)])
     sgd = dict(net_arch=[8], optimizer_class=th.optim.SGD)  # plain SGD: the parameter change is -lr * gradient
-    fast = one_step_model(task, learning_rate=0.5, n_epochs=n_epochs, clip_range=clip_range, policy_kwargs=sgd)
+    settings = dict(learning_rate=0.5, estimator=estimator, n_epochs=n_epochs, clip_range=clip_range, policy_kwargs=sgd)
+    fast = one_step_model(task, **settings)
     assert isinstance(fast.env, OneStepVecEnv) and one_step_task(fast.env) is task
-    episodic_env = DummyVecEnv([lambda: PrototypesEnv(n_classes=6, dim=5, noise=1.0)])
-    slow = one_step_model(episodic_env, learning_rate=0.5, n_epochs=n_epochs, clip_range=clip_range, policy_kwargs=sgd)
+    slow = one_step_model(episodic_env, **settings)
     slow.policy.load_state_dict(fast.policy.state_dict())
     _, callback = fast._setup_learn(10**6, None)
     assert fast.collect_rollouts(fast.env, callback, fast.rollout_buffer)
@@ -245,11 +271,11 @@ def test_maxrl_train_on_a_one_step_task_equals_its_per_episode_train(clip_range:
     # the same episodes, as MaxRL's per-episode path stores them: one step each, in the rollout buffer
     slow._setup_learn(10**6, None)
     n_episodes, group_size = batch.likelihoods.size, batch.group_size
-    old_log_prob = batch.old_log_probs.gather(1, batch.actions).reshape(-1)
+    actions, old_log_prob = per_episode_actions(batch)
     observations = np.repeat(batch.observations.numpy(), group_size, axis=0)
-    slow.rollout_buffer.add(observations, batch.actions.reshape(-1).numpy(), old_log_prob.numpy(), np.arange(n_episodes))
+    slow.rollout_buffer.add(observations, actions.numpy(), old_log_prob.numpy(), np.arange(n_episodes))
     episodes = EpisodeBatch(batch.seeds, group_size, batch.likelihoods.reshape(-1), np.ones(n_episodes), n_episodes)
-    slow.rollout_buffer.finalize(episodes, group_advantages(batch.likelihoods, "maxrl").reshape(-1))
+    slow.rollout_buffer.finalize(episodes, group_advantages(batch.likelihoods, estimator).reshape(-1))
     before = th.nn.utils.parameters_to_vector(fast.policy.parameters()).detach().clone()
     fast.train()
     slow.train()
@@ -257,12 +283,56 @@ def test_maxrl_train_on_a_one_step_task_equals_its_per_episode_train(clip_range:
     after_slow = th.nn.utils.parameters_to_vector(slow.policy.parameters()).detach()
     assert float((after_slow - before).abs().max()) > 1e-2
     th.testing.assert_close(after_fast, after_slow, atol=1e-6, rtol=0.0)
+    for key in ("train/policy_gradient_loss", "train/entropy_loss"):
+        assert fast.logger.name_to_value[key] == pytest.approx(slow.logger.name_to_value[key], abs=1e-6)
     if clip_range is not None:
         assert (
             0.0
             < fast.logger.name_to_value["train/clip_fraction"]
             == pytest.approx(slow.logger.name_to_value["train/clip_fraction"])
         )
+
+
+def test_box_actions_are_sampled_around_the_group_mean_and_scored_clipped() -> None:
+    task = RegressionTask(noise_scale=0.0, tau=0.5)
+    policy = make_policy(task)
+    with th.no_grad():
+        policy.log_std.fill_(np.log(2.0))  # wide: many samples fall outside the Box [-1, 1]
+    seeds = np.array([3, 8, 3])
+    batch = collect_one_step_groups(policy, task, seeds, 4000)
+    assert batch.actions.shape == (3, 4000, 1) and batch.old_log_probs.shape == (3, 4000) and not batch.per_class
+    np.testing.assert_array_equal(batch.observations.numpy(), task.observations(seeds))
+    with th.no_grad():
+        normal = policy.get_distribution(batch.observations).distribution
+        np.testing.assert_allclose(batch.old_log_probs, normal.log_prob(batch.actions.transpose(0, 1)).sum(-1).T, rtol=1e-12)
+    samples = batch.actions[..., 0]
+    np.testing.assert_allclose(samples.mean(dim=1), normal.loc[:, 0], atol=0.13)  # 4 standard errors (2 / sqrt(4000))
+    np.testing.assert_allclose(samples.std(dim=1), 2.0, rtol=0.05)
+    assert (samples.abs() > 1).float().mean() > 0.3  # unclipped: the log-probabilities are those of the samples
+    clipped = np.clip(batch.actions.numpy(), -1.0, 1.0)
+    np.testing.assert_array_equal(batch.likelihoods, task.likelihoods(seeds, clipped))
+
+
+class TemperaturePolicy(MaxRLPolicy):
+    """A categorical policy whose distribution is not its action net's softmax: its logits are halved."""
+
+    def get_distribution(self, obs):
+        distribution = super().get_distribution(obs)
+        return distribution.proba_distribution(action_logits=distribution.distribution.logits / 2)
+
+
+def test_class_log_probs_skip_the_distribution_object_with_identical_numbers() -> None:
+    task = PrototypesTask(n_classes=9, dim=4)
+    observations = th.as_tensor(task.observations(np.arange(20)))
+    for net_arch in ([], [16]):
+        policy = MaxRLPolicy(task.observation_space, task.action_space, lambda _: 0.1, net_arch=net_arch)
+        expected = policy.get_distribution(observations).distribution.logits
+        assert th.equal(_class_log_probs(policy, observations), expected)  # bit for bit
+    th.manual_seed(0)
+    hot = TemperaturePolicy(task.observation_space, task.action_space, lambda _: 0.1, net_arch=[16])
+    expected = hot.get_distribution(observations).distribution.logits
+    assert th.equal(_class_log_probs(hot, observations), expected)  # an overridden get_distribution is used
+    assert not th.allclose(expected, MaxRLPolicy.get_distribution(hot, observations).distribution.logits)
 
 
 def test_maxrl_learns_a_one_step_task_through_learn() -> None:

@@ -3,8 +3,9 @@
 Every estimator maps a ``(G, N)`` array of per-rollout likelihoods in ``[0, 1]`` (``G`` start states,
 ``N`` rollouts each) to a ``(G, N)`` array of advantages ``A``. The policy gradient of an update is
 ``(1 / (G N)) sum_groups sum_i A_i S_i`` with ``S_i`` the score (sum of log-prob gradients) of rollout ``i``.
-The exact expectation of each estimator is stated in its docstring and tested in ``tests/test_estimators.py``
-(see ``shared/MATH.md``); ``w_T(p) = (1 - (1 - p)^T) / p`` is the weight of the truncated ML objective ``J_T``.
+The exact expectation of each estimator is stated in its docstring and in the README's Estimators table, and
+tested by exact enumeration in ``tests/test_estimators.py``; ``w_T(p) = (1 - (1 - p)^T) / p`` is the weight of the
+truncated ML objective ``J_T``.
 """
 
 from __future__ import annotations
@@ -51,14 +52,16 @@ def _check_likelihoods(likelihoods: torch.Tensor) -> None:
             f"group_size must be >= 2 (got {likelihoods.shape[1]}): every estimator compares the rollouts "
             "of one start state, so collect at least two per start state."
         )
-    if not torch.isfinite(likelihoods).all():
+    values = likelihoods.numpy()  # a CPU float64 tensor (_as_float64_tensor): numpy's comparisons cost a single pass
+    if ((values >= 0.0) & (values <= 1.0)).all():  # NaN fails both comparisons, so this also rules it out
+        return
+    if not np.isfinite(values).all():
         raise ValueError("likelihoods contain NaN or inf; the environment must report a finite likelihood in [0, 1].")
-    if (likelihoods < 0).any() or (likelihoods > 1).any():
-        bad = likelihoods[(likelihoods < 0) | (likelihoods > 1)][0].item()
-        raise ValueError(
-            f"likelihoods must lie in [0, 1], got {bad!r}; rescale the likelihood so its peak is <= 1 "
-            "(a constant factor does not change the maximum-likelihood gradient)."
-        )
+    bad = values[(values < 0.0) | (values > 1.0)][0].item()
+    raise ValueError(
+        f"likelihoods must lie in [0, 1], got {bad!r}; rescale the likelihood so its peak is <= 1 "
+        "(a constant factor does not change the maximum-likelihood gradient)."
+    )
 
 
 def _check_truncation(truncation: int | None, group_size: int) -> int:
@@ -281,7 +284,7 @@ def group_advantages(
     """
     Advantages of every rollout from the likelihoods of its group (one row per start state).
 
-    Estimators (``shared/MATH.md``), with the expectation of ``(1/N) sum_i A_i S_i``:
+    Estimators, with the expectation of ``(1/N) sum_i A_i S_i``:
 
     - ``"reinforce"``: ``l_i``; grad p.  ``"rloo"``: ``l_i`` minus the others' mean; grad p.
     - ``"grpo"``: ``(l_i - mean) / (std + eps)``; biased.  ``"dr_grpo"``: ``l_i - mean``; ``(1 - 1/N)`` grad p.
@@ -296,7 +299,8 @@ def group_advantages(
     :param truncation: ``T`` of ``maxrl_general`` in ``[1, N]``, ``None`` for ``T = N``
     :param baseline: baseline ``b_i`` of ``maxrl_general``: ``"loo_pass"`` (``1 - prod_{j != i}(1 - l_j)``,
         unbiased), ``"loo_omega_mean"`` (``omega_i`` times the others' mean, unbiased), ``"group"``
-        (``1 - prod_j (1 - l_j)``: zero-sum, equals ``"maxrl"`` for binary l, not leave-one-out), ``"none"``,
+        (``1 - prod_j (1 - l_j)``, not leave-one-out, so biased: at ``T = N`` it makes the advantages zero-sum and
+        equals ``"maxrl"`` for binary l, targeting ``J_{N-1}``; at ``T < N`` it targets no ``J_T``), ``"none"``,
         or a float constant (unbiased)
     :param eps: added to GRPO's standard deviation
     :return: advantages, same shape, type and dtype as ``likelihoods``

@@ -5,13 +5,15 @@ observation, and its likelihood is a function of the start seed and that action.
 share their observation, so one forward pass gives the action distribution of all of them: ``N`` actions are
 sampled from it at once, and the update's gradient needs one forward pass per start state, not one per episode.
 
-For a Discrete action space, the per-episode loss of a group ``-(1 / (G N)) sum_i A_i log pi(a_i | x)`` is a sum
-over the distinct sampled actions: ``-(1 / (G N)) sum_a W_a log pi(a | x)`` with ``W_a`` the summed advantages of
-the samples of ``a``. With the PPO ratio clip, ``min(A r, A clip(r, 1 - eps, 1 + eps))`` equals
-``A min(r, 1 + eps)`` for ``A > 0`` and ``A max(r, 1 - eps)`` for ``A < 0`` (the ratio ``r`` of a sample depends on
-its action only), so the sum keeps two weights per action, the summed positive and the summed negative
-advantages: ``-(1 / (G N)) sum_a [W+_a min(r_a, 1 + eps) + W-_a max(r_a, 1 - eps)]``. Both are equal, in value and
-gradient, to the per-episode loss on the same samples (``tests/test_one_step.py``).
+The update's loss is a sum over *cells* with a weight each. For a Discrete action space a cell is a (start state,
+class) pair: the per-episode loss of a group ``-(1 / (G N)) sum_i A_i log pi(a_i | x)`` equals
+``-(1 / (G N)) sum_a W_a log pi(a | x)`` with ``W_a`` the summed advantages of the samples of ``a``. With the PPO
+ratio clip, ``min(A r, A clip(r, 1 - eps, 1 + eps))`` equals ``A min(r, 1 + eps)`` for ``A > 0`` and
+``A max(r, 1 - eps)`` for ``A < 0`` (the ratio ``r`` of a sample depends on its action only), so the sum keeps two
+weights per action, the summed positive and the summed negative advantages:
+``-(1 / (G N)) sum_a [W+_a min(r_a, 1 + eps) + W-_a max(r_a, 1 - eps)]``. For a Box action space (a Gaussian
+policy) every sample is a cell of its own: its log-probability under the group's one forward pass. Both are equal,
+in value and gradient, to the per-episode loss on the same samples (``tests/test_one_step.py``).
 
 - :class:`OneStepTask`: the protocol a vectorized one-step task implements (observations and likelihoods of a
   batch of start seeds).
@@ -32,7 +34,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
+from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution, Distribution
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
@@ -75,7 +77,8 @@ class OneStepTask(Protocol):
         The likelihood of every action taken from every seed's start state.
 
         :param seeds: ``(G,)`` start seeds
-        :param actions: ``(G, N, *action_space.shape)``, row ``g`` taken from seed ``g``
+        :param actions: ``(G, N, *action_space.shape)``, row ``g`` taken from seed ``g`` (in the action space: a
+            Box action is clipped to its bounds, as SB3 clips the actions it sends to an env)
         :return: ``(G, N)`` likelihoods in ``[0, 1]``
         """
 
@@ -192,10 +195,10 @@ def one_step_task(env: Any) -> OneStepTask | None:
     The one-step task MaxRL can train on with one forward pass per group, if ``env`` is one.
 
     :param env: a VecEnv (or anything)
-    :return: the task of a :class:`OneStepVecEnv` with a Discrete action space, else None (a VecEnvWrapper
+    :return: the task of a :class:`OneStepVecEnv` with a Discrete or Box action space, else None (a VecEnvWrapper
         around it, such as VecNormalize, changes what the policy sees: such envs run episode by episode)
     """
-    if isinstance(env, OneStepVecEnv) and isinstance(env.action_space, spaces.Discrete):
+    if isinstance(env, OneStepVecEnv) and isinstance(env.action_space, spaces.Discrete | spaces.Box):
         return env.task
     return None
 
@@ -222,12 +225,7 @@ def sample_categorical(log_probs: th.Tensor, n_samples: int) -> th.Tensor:
     uniforms = th.rand(n_rows, n_samples, dtype=th.float64, device=cdf.device)
     slices = (uniforms * n_slices).long()  # the draw lies in [slice, slice + 1) * total / n_slices
     draws = uniforms.mul_(th.nextafter(total, th.zeros_like(total)))  # below the total: some class's cdf exceeds it
-    # guide[g, j] = #{c : cdf_c * n_slices / total + margin < j}: classes that surely end before slice j starts, so
-    # below any draw in it. The answer (at most C - 1, as the draw is below the total) is at least guide[g, slice].
-    ends = (cdf * (n_slices / total) + _GUIDE_MARGIN).long().clamp_(max=n_slices - 1)  # floor: the values are > 0
-    cells = (ends + th.arange(1, n_rows * (n_slices + 1), n_slices + 1, device=cdf.device)[:, None]).reshape(-1)
-    guide = th.bincount(cells, minlength=n_rows * (n_slices + 1)).reshape(n_rows, n_slices + 1).cumsum_(dim=1)
-    classes = guide.gather(1, slices)
+    classes = _guide_table(cdf, n_slices).gather(1, slices)  # a lower bound of each answer (at most C - 1)
     classes += cdf.gather(1, classes) <= draws
     unresolved = (cdf.gather(1, classes) <= draws).nonzero(as_tuple=True)
     if len(unresolved[0]) > 0:  # the few others: one batched binary search, their draws padded into rows
@@ -240,20 +238,41 @@ def sample_categorical(log_probs: th.Tensor, n_samples: int) -> th.Tensor:
     return classes
 
 
+def _guide_table(cdf: th.Tensor, n_slices: int) -> th.Tensor:
+    """
+    ``guide[g, j] = #{c : cdf[g, c] n_slices / total_g + margin < j}``: the classes that surely end before slice
+    ``j`` of row ``g`` starts, so below any draw in it (the answer for such a draw is at least ``guide[g, j]``).
+
+    The scaled cumulative sums are at most ``n_slices`` (up to rounding, far below the margin), so a row needs
+    ``n_slices + 2`` cells (``j = 0 .. n_slices + 1``) and no clamp.
+
+    :param cdf: ``(G, C)`` cumulative probabilities, float64, non-decreasing along each row
+    :param n_slices: slices of each row's probability mass
+    :return: ``(G, n_slices + 2)`` int64
+    """
+    n_rows, width = cdf.shape[0], n_slices + 2
+    ends = (cdf * (n_slices / cdf[:, -1:])).add_(_GUIDE_MARGIN).long()  # floor: the values are >= 0
+    ends += th.arange(1, n_rows * width, width, device=cdf.device)[:, None]  # the cell after the end, in row g's table
+    return th.bincount(ends.reshape(-1), minlength=n_rows * width).reshape(n_rows, width).cumsum_(dim=1)
+
+
 @dataclasses.dataclass
 class OneStepBatch:
     """
-    The groups of one update of a one-step task, with the advantages summed per (start state, class) cell.
+    The groups of one update of a one-step task, with the advantages summed per cell.
 
-    Row ``g`` of every array is group ``g``. Build it with :meth:`from_samples`, then :meth:`set_advantages`.
+    Row ``g`` of every array is group ``g``. A cell is a (start state, class) pair for a Discrete action space (its
+    samples share their log-probability) and one sample for a Box action space, so the cell axis has ``M = C``
+    classes or ``M = N`` samples. Build it with :meth:`from_samples`, then :meth:`set_advantages`.
 
     :param seeds: ``(G,)`` start seed of every group
     :param observations: ``(G, *obs_shape)`` the groups' observations, as the policy takes them
-    :param actions: ``(G, N)`` the sampled classes
+    :param actions: ``(G, N)`` the sampled classes (int64), or ``(G, N, *action_shape)`` the sampled Box actions,
+        unclipped (the task scored them clipped to the Box, their log-probabilities are those of the samples)
     :param likelihoods: ``(G, N)`` the likelihood of every episode
-    :param old_log_probs: ``(G, C)`` log-probability of every class under the policy that sampled the actions
-    :param advantage_sums: ``(G, C)`` the summed advantages of the episodes of each cell
-    :param positive_advantages: ``(G, C)`` the summed positive advantages of each cell (the ratio clip treats
+    :param old_log_probs: ``(G, M)`` log-probability of every cell under the policy that sampled the actions
+    :param advantage_sums: ``(G, M)`` the summed advantages of the episodes of each cell
+    :param positive_advantages: ``(G, M)`` the summed positive advantages of each cell (the ratio clip treats
         positive and negative advantages differently), None if not summed
     :param any_nonzero_advantage: whether some episode has a non-zero advantage
     """
@@ -276,9 +295,9 @@ class OneStepBatch:
 
         :param seeds: ``(G,)`` start seeds
         :param observations: ``(G, *obs_shape)`` observations
-        :param actions: ``(G, N)`` sampled classes
+        :param actions: ``(G, N)`` sampled classes or ``(G, N, *action_shape)`` sampled Box actions
         :param likelihoods: ``(G, N)`` likelihoods
-        :param old_log_probs: ``(G, C)`` log-probabilities of the sampling policy
+        :param old_log_probs: ``(G, M)`` log-probabilities of the cells under the sampling policy
         :return: the batch
         """
         return cls(seeds, observations, actions, likelihoods, old_log_probs, th.zeros_like(old_log_probs))
@@ -293,7 +312,14 @@ class OneStepBatch:
         """N, episodes per start state."""
         return self.likelihoods.shape[1]
 
+    @property
+    def per_class(self) -> bool:
+        """Whether a cell is a class (Discrete actions) rather than a sample (Box actions)."""
+        return not self.actions.is_floating_point()
+
     def _cell_sums(self, values: th.Tensor) -> th.Tensor:
+        if not self.per_class:
+            return values
         n_groups, n_classes = self.old_log_probs.shape
         cells = (th.arange(n_groups, device=values.device)[:, None] * n_classes + self.actions).reshape(-1)
         summed = th.zeros(n_groups * n_classes, dtype=values.dtype, device=values.device)
@@ -307,11 +333,12 @@ class OneStepBatch:
         :param split_signs: also sum the positive advantages apart, as the ratio-clipped loss needs
         """
         values = th.as_tensor(advantages, dtype=self.old_log_probs.dtype, device=self.actions.device)
-        if values.shape != self.actions.shape:
-            raise ValueError(f"advantages must have shape {tuple(self.actions.shape)}, got {tuple(values.shape)}.")
+        if values.shape != self.likelihoods.shape:
+            raise ValueError(f"advantages must have shape {self.likelihoods.shape}, got {tuple(values.shape)}.")
         self.advantage_sums = self._cell_sums(values)
         self.positive_advantages = self._cell_sums(values.clamp(min=0.0)) if split_signs else None
-        self.any_nonzero_advantage = bool(values.any())
+        low, high = th.aminmax(values)  # one pass, several times faster than values.any()
+        self.any_nonzero_advantage = bool(low != 0 or high != 0)
 
     def minibatches(self, batch_size: int | None = None) -> Iterator[OneStepBatch]:
         """
@@ -354,7 +381,7 @@ def collect_one_step_groups(
     """
     Run ``group_size`` one-step episodes from each start seed with one policy forward pass per seed.
 
-    :param policy: the policy (its distribution must be categorical: a Discrete action space)
+    :param policy: the policy: categorical for a Discrete action space, Gaussian for a Box one
     :param task: the one-step task
     :param seeds: ``(G,)`` start seeds, one group each
     :param group_size: ``N``, episodes per start seed
@@ -368,17 +395,27 @@ def collect_one_step_groups(
             f"{type(task).__name__}.observations(seeds) returned shape {np.shape(observations)}, expected {expected_shape}: "
             "one observation per seed, of the observation space's shape."
         )
-    observation_tensor = obs_as_tensor(observations, policy.device)
+    observation_tensor: th.Tensor = obs_as_tensor(observations, policy.device)  # type: ignore[assignment]
+    action_space = task.action_space
     with th.no_grad():
-        log_probs = _class_log_probs(policy.get_distribution(observation_tensor))  # type: ignore[arg-type]
-        actions = sample_categorical(log_probs, group_size)
-    likelihoods = np.asarray(task.likelihoods(seed_array, actions.cpu().numpy()), dtype=np.float64)
-    if likelihoods.shape != actions.shape:
+        if isinstance(action_space, spaces.Box):
+            normal = _gaussian(policy, observation_tensor)
+            shape = (len(seed_array), group_size, *normal.loc.shape[1:])  # group-major, as N repeated rows would draw
+            actions = th.normal(normal.loc.unsqueeze(1).expand(shape), normal.scale.unsqueeze(1).expand(shape))
+            old_log_probs = _sample_log_probs(normal, actions)
+            task_actions = actions.cpu().numpy().reshape(len(seed_array), group_size, *action_space.shape)
+            task_actions = np.clip(task_actions, action_space.low, action_space.high)
+        else:
+            old_log_probs = _class_log_probs(policy, observation_tensor)
+            actions = sample_categorical(old_log_probs, group_size)
+            task_actions = actions.cpu().numpy()
+    likelihoods = np.asarray(task.likelihoods(seed_array, task_actions), dtype=np.float64)
+    if likelihoods.shape != (len(seed_array), group_size):
         raise ValueError(
             f"{type(task).__name__}.likelihoods(seeds, actions) returned shape {likelihoods.shape}, expected "
-            f"{tuple(actions.shape)}: one likelihood per action."
+            f"{(len(seed_array), group_size)}: one likelihood per action."
         )
-    return OneStepBatch.from_samples(seed_array, observation_tensor, actions, likelihoods, log_probs)  # type: ignore[arg-type]
+    return OneStepBatch.from_samples(seed_array, observation_tensor, actions, likelihoods, old_log_probs)
 
 
 def one_step_losses(
@@ -396,8 +433,12 @@ def one_step_losses(
     :param entropy_gradient: whether the entropy loss needs a gradient (False: computed without one, for logging)
     :return: the losses and, with a clip range, the fraction of episodes whose ratio was clipped
     """
-    distribution = policy.get_distribution(batch.observations)
-    log_probs = _class_log_probs(distribution)
+    if batch.per_class:
+        class_log_probs = _class_log_probs(policy, batch.observations)
+        log_probs = class_log_probs
+    else:
+        normal = _gaussian(policy, batch.observations)
+        log_probs = _sample_log_probs(normal, batch.actions)
     n_episodes = batch.n_groups * batch.group_size
     clip_fraction = None
     if clip_range is None:
@@ -413,19 +454,56 @@ def one_step_losses(
         clipped = positive * ratio.clamp(max=1.0 + clip_range) + negative * ratio.clamp(min=1.0 - clip_range)
         policy_loss = -clipped.sum() / n_episodes
         with th.no_grad():
-            clip_fraction = float((th.abs(ratio.gather(1, batch.actions) - 1.0) > clip_range).double().mean())
+            episode_ratios = ratio.gather(1, batch.actions) if batch.per_class else ratio
+            clip_fraction = float((th.abs(episode_ratios - 1.0) > clip_range).double().mean())
     with th.set_grad_enabled(entropy_gradient and th.is_grad_enabled()):
-        entropy_loss = (log_probs.exp() * log_probs).sum(dim=1).mean()  # minus the mean entropy of the groups
+        if batch.per_class:  # minus the mean entropy of the groups
+            entropy_loss = (class_log_probs.exp() * class_log_probs).sum(dim=1).mean()
+        else:
+            entropy_loss = -normal.entropy().sum(dim=-1).mean()
     return PolicyLosses(policy_loss, entropy_loss, clip_fraction)
 
 
-def _class_log_probs(distribution: Distribution) -> th.Tensor:
+def _class_log_probs(policy: _DistributionPolicy, observations: th.Tensor) -> th.Tensor:
+    """
+    ``log pi(a | x)`` of every class ``a`` at each observation ``x``: ``(G, C)``, from a categorical policy.
+
+    A policy whose ``get_distribution`` is ``MaxRLPolicy``'s own skips building torch's ``Categorical`` (its argument
+    checks cost about as much as a linear policy's forward pass): the same numbers are its action net's logits,
+    normalized as ``Categorical`` normalizes them (``tests/test_one_step.py`` checks they are identical).
+    """
+    from sb3_maxrl.maxrl.policies import MaxRLPolicy  # imported here: sb3_maxrl.maxrl imports this module
+
+    if (
+        isinstance(policy, MaxRLPolicy)
+        and type(policy).get_distribution is MaxRLPolicy.get_distribution
+        and isinstance(policy.action_dist, CategoricalDistribution)
+    ):
+        logits = policy.action_net(policy.latent_net(policy.extract_features(observations)))
+        return logits - logits.logsumexp(dim=-1, keepdim=True)
+    distribution = policy.get_distribution(observations)
     if not isinstance(distribution, CategoricalDistribution):
         raise TypeError(
-            f"The one-step fast path needs a categorical policy (a Discrete action space), got {type(distribution).__name__}; "
-            "run other action spaces episode by episode (a DummyVecEnv of the task's gym.Env)."
+            f"A one-step task with a Discrete action space needs a categorical policy, got {type(distribution).__name__}; "
+            "run it episode by episode (a DummyVecEnv of the task's gym.Env)."
         )
     return distribution.distribution.logits  # torch's Categorical normalizes its logits to log-probabilities
+
+
+def _gaussian(policy: _DistributionPolicy, observations: th.Tensor) -> th.distributions.Normal:
+    """The policy's Gaussian at each observation: a torch ``Normal`` of batch shape ``(G, action_dim)``."""
+    distribution = policy.get_distribution(observations)
+    if not isinstance(distribution, DiagGaussianDistribution):
+        raise TypeError(
+            f"A one-step task with a Box action space needs a Gaussian policy (DiagGaussianDistribution), got "
+            f"{type(distribution).__name__}; run it episode by episode (a DummyVecEnv of the task's gym.Env)."
+        )
+    return distribution.distribution
+
+
+def _sample_log_probs(normal: th.distributions.Normal, actions: th.Tensor) -> th.Tensor:
+    """``log pi(a_gi | x_g)`` of every sample ``(G, N, action_dim)`` under the Gaussian of its group: ``(G, N)``."""
+    return th.distributions.Normal(normal.loc.unsqueeze(1), normal.scale.unsqueeze(1)).log_prob(actions).sum(dim=-1)
 
 
 @dataclasses.dataclass
@@ -486,8 +564,8 @@ def evaluate_one_step(
     for start in range(0, len(seed_array), batch_size):
         chunk = seed_array[start : start + batch_size]
         with th.no_grad():
-            distribution = policy.get_distribution(obs_as_tensor(task.observations(chunk), policy.device))  # type: ignore[arg-type]
-            class_probs = _class_log_probs(distribution).double().exp().cpu().numpy()
+            observations = obs_as_tensor(task.observations(chunk), policy.device)
+            class_probs = _class_log_probs(policy, observations).double().exp().cpu().numpy()  # type: ignore[arg-type]
         likelihoods = np.asarray(task.likelihoods(chunk, np.broadcast_to(all_actions, class_probs.shape)), dtype=np.float64)
         probabilities.append(np.clip((class_probs * likelihoods).sum(axis=1), 0.0, 1.0))
         modes.append(likelihoods[np.arange(len(chunk)), class_probs.argmax(axis=1)])
