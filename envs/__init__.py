@@ -21,10 +21,12 @@ from sb3_maxrl_envs.minigrid_wrappers import make_minigrid, wrap_minigrid
 __all__ = [
     "ENV_IDS",
     "DigitsClassificationEnv",
+    "DigitsTask",
     "PerfectMazeEnv",
     "PrototypesEnv",
     "PrototypesTask",
     "RegressionEnv",
+    "RegressionTask",
     "StrictMazeEnv",
     "StrictMazeVecEnv",
     "make_maze",
@@ -76,6 +78,8 @@ _LAZY_ATTRIBUTES = {
     "DigitsClassificationEnv": "sb3_maxrl_envs.classification",
     "PrototypesEnv": "sb3_maxrl_envs.prototypes",
     "PrototypesTask": "sb3_maxrl_envs.prototypes",
+    "DigitsTask": "sb3_maxrl_envs.classification",
+    "RegressionTask": "sb3_maxrl_envs.regression",
 }
 
 
