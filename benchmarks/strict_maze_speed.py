@@ -47,6 +47,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_maxrl import MaxRL
+from sb3_maxrl.common.behavior_cloning import behavior_cloning
 from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, expert_transitions
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -122,15 +123,12 @@ def policy_forward(num_envs: int, size: int, seconds: float) -> dict[str, Any]:
 
 
 def behaviour_clone(model: MaxRL, size: int, n_steps: int = 15, mazes_per_step: int = 32) -> None:
-    """The weak base of the strict-maze benchmark: a few Adam steps of log-likelihood on BFS-optimal paths."""
-    optimizer = th.optim.Adam(model.policy.parameters(), lr=1e-3)
-    for step in range(n_steps):
-        seeds = range(10**6 + step * mazes_per_step, 10**6 + (step + 1) * mazes_per_step)
-        observations, actions = expert_transitions(size, seeds)
-        log_prob = model.policy.get_distribution(th.as_tensor(observations)).log_prob(th.as_tensor(actions))
-        optimizer.zero_grad()
-        (-log_prob.mean()).backward()
-        optimizer.step()
+    """A weak base, with the library's behaviour cloning: a few Adam steps on BFS-optimal paths of fixed mazes."""
+
+    def expert_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+        return expert_transitions(size, range(10**6 + step * mazes_per_step, 10**6 + (step + 1) * mazes_per_step))
+
+    behavior_cloning(model, expert_batch, n_steps=n_steps, learning_rate=1e-3)
 
 
 def make_learner(name: str, num_envs: int, size: int) -> Any:
