@@ -1,159 +1,192 @@
-"""The paper's maze claims through the library: strict mazes, a behaviour-cloned weak base, MaxRL vs GRPO vs RLOO.
+"""The paper's maze claims through the library, with the update as an axis: MaxRL, GRPO, RLOO and SB3 PPO.
 
-Protocol (the MaxRL paper's maze experiment): randomized-Prim strict mazes (a wrong move ends the episode), a Markov MLP
-policy (two hidden layers of 128), a weak base from behaviour cloning on BFS-optimal paths (32 training mazes per
-step, Adam 1e-3, stopped once the exact held-out pass@1 reaches ``--base-target``), then RL from that base with
-``MaxRL.learn`` on the native ``StrictMazeVecEnv``: one on-policy gradient step per update (``n_epochs=1``,
-``clip_range=None``), ``max_grad_norm=1``, Adam, ``n_groups`` mazes per update and N episodes per maze; the
-estimator is the only difference between MaxRL, GRPO and RLOO. SB3 PPO starts from the same behaviour-cloned actor.
-Training, validation (learning-rate choice) and test mazes are pairwise different layouts. Every metric is exact:
-the success probability of each held-out maze by dynamic programming, so pass@k = mean(1 - (1 - p)^k) carries no
-sampling noise.
+Protocol (the MaxRL paper's maze experiment): randomized-Prim strict mazes (a wrong move ends the episode), a Markov
+MLP policy (two hidden layers of 128), a weak base from behaviour cloning on BFS-optimal paths (stopped once the exact
+validation pass@1 reaches 1%), then RL from that base at one env-step budget for every method: ``MaxRL.learn`` on the
+native ``StrictMazeVecEnv`` for the critic-free family (the estimator is the only difference between MaxRL, GRPO and
+RLOO), and SB3 PPO from the same behaviour-cloned actor with a fresh critic. Training, validation and test mazes are
+pairwise different layouts. Every metric is exact (the success probability of each maze by dynamic programming).
 
-    python -m benchmarks.strict_mazes --quick                      # a smoke run, about a minute
-    python -m benchmarks.strict_mazes --size 9 --Ns 16 --seeds 5   # the 9x9 headline
-    python -m benchmarks.strict_mazes --size 13 --Ns 4 16 64       # the 13x13 N-scaling
-    python -m benchmarks.strict_mazes --size 9 --tune              # the learning-rate grid on validation mazes
+The update is an axis of the comparison, the same options for every member of the family:
 
-Writes ``benchmarks/results/strict_mazes_<size>[_tag].csv`` (one row per evaluation), ``..._final.csv`` (the
-final table with the base's values) and ``.png`` (-log pass@k curves).
+- ``paper``: the paper's one plain on-policy gradient step per update (``n_epochs=1, clip_range=None``);
+- ``reuse``: PPO-style reuse, 4 clipped epochs over one batch of the update (``n_epochs=4, clip_range=0.2``);
+- ``reuse-mb``: the same with minibatches of 512 steps;
+
+and so is the split of a fixed number of episodes per update between mazes and episodes per maze (``NxG``: N
+episodes of each of G mazes; 4x64, 8x32, 16x16, 32x8 are 256 episodes each). Stages, each resumable (one result
+file per run in ``benchmarks/results/strict_mazes_<size>/runs/``; a restarted stage skips finished runs):
+
+    python -m benchmarks.strict_mazes --stage tune      # validation mazes, seed 0: lr x update per method, as many PPO points
+    python -m benchmarks.strict_mazes --stage splits    # validation: each method's tuned update at every NxG split
+    python -m benchmarks.strict_mazes --stage final     # test mazes, 5 new seeds: each method's validation choice
+    python -m benchmarks.strict_mazes --stage report    # tables, sample-efficiency ratios, plot (no training)
+    python -m benchmarks.strict_mazes --quick           # a smoke run of every stage, about a minute
+
+Choices on validation minimize ``-log pass@1 + -log pass@64`` (pass@1 and coverage alike). ``--executor ray``
+(``--ray-address auto`` to join a cluster) runs a stage's runs on Ray instead of local processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import multiprocessing
-import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch as th
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_maxrl import MaxRL
+from sb3_maxrl.common.exact_evaluation import sample_efficiency_ratio
 from sb3_maxrl.common.start_states import EpisodeStart
+from sb3_maxrl.experiments.grid import load_records, run_grid
 from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
-from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, clone_weak_base, layout_sets
+from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, clone_weak_base, layout_sets
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KS = TABLE_KS
+#: The ks of every table
+KS: tuple[int, ...] = (1, 16, 64, 256, 1024)
+#: The update options of the critic-free family, the same for every estimator of a comparison
+UPDATES: dict[str, dict[str, Any]] = {
+    "paper": dict(n_epochs=1, clip_range=None, batch_size=None),
+    "reuse": dict(n_epochs=4, clip_range=0.2, batch_size=None),
+    "reuse-mb": dict(n_epochs=4, clip_range=0.2, batch_size=512),
+}
+#: SB3 PPO's update options on the grid (as many points as each critic-free method's): 256 envs x n_steps per update
+PPO_UPDATES: dict[str, dict[str, int]] = {
+    "ppo-4x2048": dict(n_epochs=4, batch_size=2048, n_steps=32),
+    "ppo-10x512": dict(n_epochs=10, batch_size=512, n_steps=16),
+}
+FAMILY = ("maxrl", "grpo", "rloo")
+SPLITS = ("4x64", "8x32", "16x16", "32x8")
+#: The env-step budget of every run, per maze size (9x9: the 600 updates of 16 x 16 episodes of the paper protocol)
+BUDGETS = {9: 1_900_000, 13: 4_000_000, 17: 4_000_000}
+TUNE_LEARNING_RATES = (3e-4, 1e-3, 3e-3)
 
 
 @dataclass(frozen=True)
-class Job:
-    """One training run."""
+class Run:
+    """The settings of one training run (its result file is named by their hash)."""
 
     size: int
     method: str  # "maxrl", "grpo", "rloo" (estimators of MaxRL) or "ppo"
-    group_size: int
+    update: str  # a key of UPDATES, or of PPO_UPDATES for "ppo"
     learning_rate: float
     seed: int
-    n_groups: int
-    updates: int
-    eval_points: int
-    n_eval: int
-    n_train: int
-    base_target: float
-    split: str  # "test" or "validation"
-    ppo_timesteps: int = 0
+    split: str  # "validation" or "test": the mazes every metric is measured on
+    timesteps: int
+    group_size: int = 0  # N (0 for PPO)
+    n_groups: int = 0  # mazes per update (0 for PPO)
+    eval_points: int = 8
+    n_eval: int = 256
+    n_train: int = 20_000
+    base_target: float = 0.01
 
 
-def neg_log_pass(policy: Any, size: int, seeds: list[int]) -> dict[str, float]:
-    result = exact_pass_at_k(policy, size, seeds, ks=KS)
-    return {f"neg_log_pass@{k}": result.neg_log_pass_at_k[k] for k in KS} | {
-        f"pass@{k}": result.pass_at_k[k] for k in KS
-    }
+def split_name(run: dict[str, Any]) -> str:
+    return f"{run['group_size']}x{run['n_groups']}" if run["method"] != "ppo" else "-"
 
 
-class StopAfterUpdates(BaseCallback):
-    """Stops ``learn`` after a number of updates and evaluates the policy at evenly spaced updates."""
+def parse_split(split: str) -> tuple[int, int]:
+    group_size, n_groups = (int(part) for part in split.split("x"))
+    return group_size, n_groups
 
-    def __init__(self, updates: int, eval_every: int, evaluate: Any):
+
+class EvaluateEvery(BaseCallback):
+    """Evaluates after the update whose env steps cross each of ``points`` evenly spaced checkpoints (any SB3 algorithm:
+    ``on_rollout_start`` follows the previous update's ``train()``)."""
+
+    def __init__(self, timesteps: int, points: int, evaluate: Any):
         super().__init__()
-        self.updates, self.eval_every, self.evaluate = updates, eval_every, evaluate
-        self.done = 0
+        self.checkpoints = [timesteps * (i + 1) // points for i in range(points)]
+        self.evaluate = evaluate
         self.rows: list[dict[str, Any]] = []
 
-    def _on_rollout_end(self) -> None:
-        self.done += 1
-
     def _on_step(self) -> bool:
-        return self.done < self.updates
-
-    def on_update_finished(self, force: bool = False) -> None:
-        if force or self.done % self.eval_every == 0 or self.done == self.updates:
-            self.rows.append(dict(update=self.done, timesteps=self.model.num_timesteps) | self.evaluate())
-
-
-class _EvaluateAfterTrain(StopAfterUpdates):
-    """Evaluates after the update's ``train()`` (SB3 calls ``on_rollout_start`` right after it)."""
+        return True
 
     def _on_rollout_start(self) -> None:
-        if self.done > 0:
-            self.on_update_finished()
+        if self.checkpoints and self.num_timesteps >= self.checkpoints[0]:
+            while self.checkpoints and self.num_timesteps >= self.checkpoints[0]:
+                self.checkpoints.pop(0)
+            self.record()
+
+    def record(self) -> None:
+        self.rows.append(dict(timesteps=self.num_timesteps) | self.evaluate().metrics())
 
 
-def run(job: Job) -> list[dict[str, Any]]:
-    th.set_num_threads(1)
-    started = time.perf_counter()
-    recipe = RECIPES[job.size]
-    mazes = layout_sets(job.size, job.n_eval, job.n_train)
-    eval_seeds = getattr(mazes, job.split)
-    num_envs = 256 if job.method == "ppo" else min(256, job.n_groups * job.group_size)
-    venv = StrictMazeVecEnv(num_envs=num_envs, size=job.size, seed=job.seed)
-    base = MaxRL("MlpPolicy", venv, n_groups=256, policy_kwargs=dict(net_arch=list(recipe.net_arch)), seed=job.seed)
-    bc_steps = clone_weak_base(
-        base, job.size, mazes.train, mazes.validation, target=job.base_target, seed=job.seed
-    ).n_steps
-    meta = asdict(job) | dict(bc_steps=bc_steps)
-    rows = [meta | dict(update=0, timesteps=0) | neg_log_pass(base, job.size, eval_seeds)]
-    evaluate = lambda: neg_log_pass(model, job.size, eval_seeds)  # noqa: E731
-    callback = _EvaluateAfterTrain(job.updates, max(job.updates // job.eval_points, 1), evaluate)
-    if job.method == "ppo":
-        model: Any = ppo_from_actor(base, venv, job, mazes.train)
-        callback.updates = 10**9
-        steps_per_update = model.n_steps * venv.num_envs
-        callback.eval_every = max(job.ppo_timesteps // steps_per_update // job.eval_points, 1)
-        model.learn(job.ppo_timesteps, callback=callback)
+def train_and_evaluate(settings: dict[str, Any]) -> dict[str, Any]:
+    """
+    One run: layout sets, the behaviour-cloned base, RL at the run's env-step budget, exact pass@k on its split.
+
+    :param settings: the fields of :class:`Run`
+    :return: the base's and the final metrics (with the per-maze success probabilities), and the learning curve
+    """
+    run = Run(**settings)
+    recipe = RECIPES[run.size]
+    mazes = layout_sets(run.size, run.n_eval, run.n_train)
+    eval_seeds = getattr(mazes, run.split)
+    num_envs = 256 if run.method == "ppo" else min(256, run.group_size * run.n_groups)
+    venv = StrictMazeVecEnv(num_envs=num_envs, size=run.size, seed=run.seed)
+    base = MaxRL("MlpPolicy", venv, n_groups=256, policy_kwargs=dict(net_arch=list(recipe.net_arch)), seed=run.seed)
+    bc_steps = clone_weak_base(base, run.size, mazes.train, mazes.validation, target=run.base_target, seed=run.seed).n_steps
+
+    def evaluate() -> Any:
+        return exact_pass_at_k(model, run.size, eval_seeds, ks=KS)
+
+    model: Any = base
+    base_result = evaluate()
+    if run.method == "ppo":
+        model = ppo_from_actor(base, venv, run, mazes.train)
     else:
-        settings = recipe.maxrl_kwargs() | dict(
-            learning_rate=job.learning_rate, group_size=job.group_size, n_groups=job.n_groups
+        model = MaxRL(
+            "MlpPolicy",
+            venv,
+            estimator=run.method,
+            learning_rate=run.learning_rate,
+            group_size=run.group_size,
+            n_groups=run.n_groups,
+            max_grad_norm=recipe.max_grad_norm,
+            policy_kwargs=dict(net_arch=list(recipe.net_arch)),
+            train_seeds=mazes.train,
+            seed=run.seed,
+            **UPDATES[run.update],
         )
-        model = MaxRL("MlpPolicy", venv, estimator=job.method, train_seeds=mazes.train, seed=job.seed, **settings)
         model.policy.load_state_dict(base.policy.state_dict())
-        model.learn(10**12, callback=callback)
-    if not callback.rows or callback.rows[-1]["update"] != callback.done:
-        callback.on_update_finished(force=True)
-    rows += [meta | row for row in callback.rows]
-    for row in rows:
-        row["seconds"] = time.perf_counter() - started
+    callback = EvaluateEvery(run.timesteps, run.eval_points, evaluate)
+    model.learn(run.timesteps, callback=callback)
+    final = evaluate()
     venv.close()
-    return rows
+    return dict(
+        bc_steps=bc_steps,
+        base=base_result.metrics(),
+        final=final.metrics() | dict(timesteps=model.num_timesteps),
+        final_probabilities=final.success_probabilities,
+        curve=callback.rows,
+    )
 
 
-def ppo_from_actor(base: MaxRL, venv: StrictMazeVecEnv, job: Job, train_seeds: list[int]) -> PPO:
-    """SB3 PPO whose actor is the behaviour-cloned base, on the same training mazes."""
+def ppo_from_actor(base: MaxRL, venv: StrictMazeVecEnv, run: Run, train_seeds: list[int]) -> PPO:
+    """SB3 PPO whose actor is the behaviour-cloned base (a fresh critic), on the same training mazes."""
+    net_arch = list(RECIPES[run.size].net_arch)
     model = PPO(
         "MlpPolicy",
         venv,
-        learning_rate=job.learning_rate,
-        n_steps=32,
-        batch_size=2048,
-        n_epochs=4,
+        learning_rate=run.learning_rate,
         gamma=0.99,
-        policy_kwargs=dict(net_arch=dict(pi=list(RECIPES[job.size].net_arch), vf=list(RECIPES[job.size].net_arch))),
-        seed=job.seed,
+        policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch)),
+        seed=run.seed,
+        **PPO_UPDATES[run.update],
     )
     model.policy.mlp_extractor.policy_net.load_state_dict(base.policy.latent_net.state_dict())
     model.policy.action_net.load_state_dict(base.policy.action_net.state_dict())
     # PPO resets slots itself: queue enough training mazes for the whole run (at least one move per episode)
-    rng = np.random.default_rng(job.seed)
-    per_slot = job.ppo_timesteps // venv.num_envs + 2
+    rng = np.random.default_rng(run.seed)
+    per_slot = run.timesteps // venv.num_envs + 2
     venv.schedule_episodes(
         {slot: [EpisodeStart(int(s)) for s in rng.choice(train_seeds, per_slot)] for slot in range(venv.num_envs)},
         replace=True,
@@ -161,135 +194,217 @@ def ppo_from_actor(base: MaxRL, venv: StrictMazeVecEnv, job: Job, train_seeds: l
     return model
 
 
-def run_all(jobs: list[Job], workers: int) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    if workers <= 1:
-        for job in jobs:
-            rows += run(job)
-            print(f"done {job.method} N={job.group_size} lr={job.learning_rate} seed={job.seed}", flush=True)
-        return pd.DataFrame(rows)
-    context = multiprocessing.get_context("forkserver")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(run, job): job for job in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            job = futures[future]
-            rows += future.result()
-            print(f"done {job.method} N={job.group_size} lr={job.learning_rate} seed={job.seed}", flush=True)
+def validation_score(metrics: dict[str, float]) -> float:
+    """What validation choices minimize: ``-log pass@1 + -log pass@64``."""
+    return metrics["neg_log_pass@1"] + metrics["neg_log_pass@64"]
+
+
+def records_frame(results_dir: Path) -> pd.DataFrame:
+    rows = []
+    for record in load_records(results_dir):
+        job, result = record["job"], record["result"]
+        rows.append(
+            job
+            | dict(split_nxg=split_name(job), seconds=record["seconds"], bc_steps=result["bc_steps"])
+            | {f"final_{key}": value for key, value in result["final"].items()}
+            | {f"base_{key}": value for key, value in result["base"].items()}
+        )
     return pd.DataFrame(rows)
 
 
-def final_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds of the last evaluation of every run, plus the base's own values."""
-    columns = [f"neg_log_pass@{k}" for k in KS]
-    keys = ["size", "method", "group_size", "learning_rate"]
-    last = frame[frame["update"] == frame.groupby([*keys, "seed"])["update"].transform("max")]
-    table = last.groupby(keys)[columns].agg(["mean", "std"])
-    base = frame[frame["update"] == 0].groupby("size")[columns].agg(["mean", "std"])
-    base.index = pd.MultiIndex.from_tuples([(s, "base (BC)", 0, 0.0) for s in base.index], names=keys)
-    table = pd.concat([table, base])
-    table.columns = [f"{c}_{stat}" for c, stat in table.columns]
-    return table.reset_index()
+def choose(frame: pd.DataFrame, method: str, updates: Sequence[str], split: str | None = None) -> dict[str, Any]:
+    """The validation runs' best settings of a method among the given updates (and split)."""
+    candidates = frame[(frame["method"] == method) & (frame["split"] == "validation") & frame["update"].isin(list(updates))]
+    if split is not None:
+        candidates = candidates[candidates["split_nxg"] == split]
+    if candidates.empty:
+        raise SystemExit(f"No validation runs of {method} with updates {list(updates)}: run --stage tune (and splits) first.")
+    score = candidates["final_neg_log_pass@1"] + candidates["final_neg_log_pass@64"]
+    keys = ["update", "learning_rate", "group_size", "n_groups"]
+    best = candidates.assign(score=score).groupby(keys)["score"].mean().idxmin()
+    return dict(zip(keys, best, strict=True))
 
 
-def plot(frame: pd.DataFrame, path: Path) -> None:
+def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
+    template = Run(
+        size=args.size,
+        method="maxrl",
+        update="reuse",
+        learning_rate=1e-3,
+        seed=0,
+        split="validation",
+        timesteps=args.timesteps,
+        eval_points=args.eval_points,
+        n_eval=args.n_eval,
+        n_train=args.n_train,
+    )
+    tune_n, tune_g = parse_split(args.tune_split)
+    if args.stage == "tune":
+        family = [
+            replace(template, method=m, update=u, learning_rate=lr, group_size=tune_n, n_groups=tune_g)
+            for m in args.methods
+            if m != "ppo"
+            for u in ("reuse", "reuse-mb")
+            for lr in args.learning_rates
+        ]
+        ppo = [replace(template, method="ppo", update=u, learning_rate=lr) for u in PPO_UPDATES for lr in args.learning_rates]
+        return family + (ppo if "ppo" in args.methods else [])
+    if args.stage == "splits":
+        runs = []
+        for method in (m for m in args.methods if m != "ppo"):
+            best = choose(frame, method, ("reuse", "reuse-mb"), split=args.tune_split)
+            runs += [
+                replace(template, method=method, update=best["update"], learning_rate=best["learning_rate"],
+                        group_size=parse_split(s)[0], n_groups=parse_split(s)[1])
+                for s in args.splits
+            ]
+        return runs
+    if args.stage == "final":
+        runs = []
+        for seed in args.final_seeds:
+            for method in args.methods:
+                if method == "ppo":
+                    best = choose(frame, "ppo", list(PPO_UPDATES))
+                    runs.append(replace(template, method="ppo", update=best["update"], learning_rate=best["learning_rate"],
+                                        seed=seed, split="test"))
+                    continue
+                best = choose(frame, method, ("reuse", "reuse-mb"))
+                runs.append(replace(template, method=method, seed=seed, split="test", update=best["update"],
+                                    learning_rate=best["learning_rate"], group_size=int(best["group_size"]),
+                                    n_groups=int(best["n_groups"])))
+                if args.paper_update:
+                    n, g = parse_split(args.paper_split)
+                    runs.append(replace(template, method=method, seed=seed, split="test", update="paper",
+                                        learning_rate=args.paper_learning_rate, group_size=n, n_groups=g))
+        return runs
+    return []
+
+
+def report(frame: pd.DataFrame, results_dir: Path, stem: str) -> pd.DataFrame:
+    """Mean and sd over seeds of every configuration's final metrics, the base's, and sample-efficiency ratios."""
+    columns = [f"final_neg_log_pass@{k}" for k in KS]
+    keys = ["split", "method", "update", "split_nxg", "learning_rate"]
+    table = frame.groupby(keys)[columns].agg(["mean", "std"])
+    table.columns = [f"{c.removeprefix('final_')}_{stat}" for c, stat in table.columns]
+    table["seeds"] = frame.groupby(keys)["seed"].nunique()
+    table["minutes"] = frame.groupby(keys)["seconds"].mean() / 60
+    for split, runs in frame.groupby("split"):
+        base = runs[[f"base_neg_log_pass@{k}" for k in KS]].mean()
+        table.loc[(split, "base (BC)", "-", "-", 0.0), [f"neg_log_pass@{k}_mean" for k in KS]] = base.to_numpy()
+    table = table.reset_index()
+    ratios = efficiency_ratios(results_dir)
+    if not ratios.empty:
+        table = table.merge(ratios, on=["split", "method", "update", "split_nxg", "learning_rate"], how="left")
+    table.to_csv(RESULTS / f"{stem}_table.csv", index=False)
+    return table
+
+
+def efficiency_ratios(results_dir: Path, k: int = 64) -> pd.DataFrame:
+    """Per configuration, the mean over seeds of ``sample_efficiency_ratio`` against the same seed's PPO and GRPO runs
+    (the validation-chosen ones of the same split), with how many seeds never reach the reference's pass@64."""
+    records = [r for r in load_records(results_dir)]
+    by_seed: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for record in records:
+        job = record["job"]
+        by_seed.setdefault((job["split"], job["method"], job["seed"]), []).append(record)
+    rows = []
+    for record in records:
+        job = record["job"]
+        row = dict(split=job["split"], method=job["method"], update=job["update"], split_nxg=split_name(job),
+                   learning_rate=job["learning_rate"], seed=job["seed"])
+        for reference in ("ppo", "grpo"):
+            others = [r for r in by_seed.get((job["split"], reference, job["seed"]), []) if r["job"]["update"] != "paper"]
+            if len(others) == 1:
+                row[f"ratio_vs_{reference}"] = sample_efficiency_ratio(
+                    record["result"]["final_probabilities"], others[0]["result"]["final_probabilities"], k
+                )
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    keys = ["split", "method", "update", "split_nxg", "learning_rate"]
+    ratio_columns = [c for c in ("ratio_vs_ppo", "ratio_vs_grpo") if c in frame]
+    if not ratio_columns:
+        return pd.DataFrame()
+    summary = frame.groupby(keys)[ratio_columns].agg(["median", lambda r: int((r == 0).sum())])
+    summary.columns = [f"{c}_{'median' if stat == 'median' else 'never'}" for c, stat in summary.columns]
+    return summary.reset_index()
+
+
+def plot(frame: pd.DataFrame, path: Path, split: str = "test") -> None:
+    """-log pass@k against k (exact, held out) of every configuration's final policy, mean over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(KS), figsize=(4 * len(KS), 3.5), squeeze=False)
-    colors = {"maxrl": "tab:blue", "grpo": "tab:orange", "rloo": "tab:green", "ppo": "tab:gray"}
-    styles = {4: ":", 16: "-", 64: "--"}
-    for (method, group_size), runs in frame.groupby(["method", "group_size"]):
-        mean = runs.groupby("update")[[f"neg_log_pass@{k}" for k in KS]].mean()
-        for axis, k in zip(axes[0], KS, strict=True):
-            axis.plot(
-                mean.index,
-                mean[f"neg_log_pass@{k}"],
-                color=colors.get(method, "black"),
-                linestyle=styles.get(group_size, "-"),
-                label=f"{method}" + ("" if method == "ppo" else f" N={group_size}"),
-            )
-    for axis, k in zip(axes[0], KS, strict=True):
-        axis.set_yscale("log")
-        axis.set_title(f"-log pass@{k} (held out)")
-        axis.set_xlabel("update")
-    axes[0][0].legend(fontsize=7)
+    runs = frame[frame["split"] == split]
+    if runs.empty:
+        return
+    colors = {"maxrl": "tab:blue", "grpo": "tab:orange", "rloo": "tab:green", "ppo": "black"}
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    for (method, update, nxg), group in runs.groupby(["method", "update", "split_nxg"]):
+        values = group[[f"final_neg_log_pass@{k}" for k in KS]]
+        axis.errorbar(KS, values.mean(), yerr=values.std().fillna(0), color=colors.get(method, "gray"),
+                      linestyle=":" if update == "paper" else "-", marker="o", markersize=3, capsize=2,
+                      label=f"{method} {update} {nxg} (n={len(group)})")
+    base = runs[[f"base_neg_log_pass@{k}" for k in KS]].mean()
+    axis.plot(KS, base, color="gray", linestyle="--", label="base (BC)")
+    axis.set(xscale="log", yscale="log", xlabel="k (samples per maze)", ylabel="-log pass@k (held out, exact)")
+    axis.set_title(f"{int(runs['size'].iloc[0])}x{int(runs['size'].iloc[0])} strict mazes, {split} mazes")
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=("tune", "splits", "final", "report"), default="report")
     parser.add_argument("--size", type=int, default=9, choices=(9, 13, 17))
-    parser.add_argument("--methods", nargs="*", default=["maxrl", "grpo", "rloo"])
-    parser.add_argument("--Ns", nargs="+", type=int, default=[16], help="episodes per maze (group_size)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--learning-rates", nargs="+", type=float, default=None, help="default: the recipe's")
-    parser.add_argument(
-        "--method-lr", nargs="+", default=[], metavar="METHOD=LR", help="a learning rate per method, e.g. maxrl=3e-3"
-    )
-    parser.add_argument("--updates", type=int, default=None)
-    parser.add_argument("--n-groups", type=int, default=None, help="mazes per update")
-    parser.add_argument("--eval-points", type=int, default=10)
-    parser.add_argument("--n-eval", type=int, default=None, help="held-out (and validation) mazes")
-    parser.add_argument("--n-train", type=int, default=None, help="training mazes")
-    parser.add_argument("--base-target", type=float, default=None, help="BC stops at this validation pass@1")
-    parser.add_argument("--ppo", action="store_true", help="also SB3 PPO from the same BC actor")
-    parser.add_argument("--ppo-learning-rates", nargs="+", type=float, default=[3e-4])
-    parser.add_argument("--ppo-timesteps", type=int, default=None, help="default: the median MaxRL run's env steps")
-    parser.add_argument("--tune", action="store_true", help="evaluate on validation mazes (the learning-rate grid)")
+    parser.add_argument("--methods", nargs="+", default=[*FAMILY, "ppo"])
+    parser.add_argument("--learning-rates", nargs="+", type=float, default=list(TUNE_LEARNING_RATES))
+    parser.add_argument("--tune-split", default="4x64", help="NxG of the tuning stage")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS))
+    parser.add_argument("--final-seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5], help="not the tuning seed 0")
+    parser.add_argument("--paper-update", action="store_true", help="final: also the paper's one-step update")
+    parser.add_argument("--paper-learning-rate", type=float, default=None, help="default: the recipe's")
+    parser.add_argument("--paper-split", default="16x16")
+    parser.add_argument("--timesteps", type=int, default=None, help="env steps of every run (default: per size)")
+    parser.add_argument("--eval-points", type=int, default=8)
+    parser.add_argument("--n-eval", type=int, default=256, help="validation (and test) mazes")
+    parser.add_argument("--n-train", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--tag", default="", help="suffix of the result files")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 30 updates, 1 seed, 64 held-out mazes")
-    args = parser.parse_args()
-    recipe = RECIPES[args.size]
-    updates = args.updates or recipe.updates
-    n_groups = args.n_groups or recipe.n_groups
-    learning_rates = args.learning_rates or [recipe.learning_rate]
-    method_lr = {m: float(lr) for m, lr in (pair.split("=") for pair in args.method_lr)}
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", default=None)
+    parser.add_argument("--results", default=None, help="results folder (default benchmarks/results/strict_mazes_<size>)")
+    parser.add_argument("--quick", action="store_true", help="every stage on a tiny budget (a smoke test)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.timesteps = args.timesteps or BUDGETS[args.size]
+    args.paper_learning_rate = args.paper_learning_rate or RECIPES[args.size].learning_rate
+    stem = f"strict_mazes_{args.size}" + ("_quick" if args.quick else "")
     if args.quick:
-        updates, args.seeds, args.n_eval, args.n_train, args.eval_points = 30, 1, 64, 2000, 3
-    template = Job(
-        size=args.size,
-        method="maxrl",
-        group_size=16,
-        learning_rate=learning_rates[0],
-        seed=0,
-        n_groups=n_groups,
-        updates=updates,
-        eval_points=args.eval_points,
-        n_eval=args.n_eval or recipe.n_eval,
-        n_train=args.n_train or recipe.n_train,
-        base_target=args.base_target or recipe.base_target,
-        split="validation" if args.tune else "test",
-    )
-    jobs = [
-        replace(template, method=method, group_size=n, learning_rate=lr, seed=seed)
-        for seed in range(args.seeds)
-        for n in args.Ns
-        for method in args.methods
-        for lr in ([method_lr[method]] if method in method_lr else learning_rates)
-    ]
-    started = time.perf_counter()
-    frame = run_all(jobs, args.workers) if jobs else pd.DataFrame()
-    if args.ppo:  # the same env-step budget as the median MaxRL run
-        budget = args.ppo_timesteps or int(frame[frame.method == "maxrl"].groupby("seed").timesteps.max().median())
-        ppo_jobs = [
-            replace(template, method="ppo", group_size=0, learning_rate=lr, seed=seed, ppo_timesteps=budget)
-            for seed in range(args.seeds)
-            for lr in args.ppo_learning_rates
-        ]
-        frame = pd.concat([frame, run_all(ppo_jobs, args.workers)])
-    stem = f"strict_mazes_{args.size}" + ("_quick" if args.quick else "") + ("_tune" if args.tune else "") + args.tag
-    RESULTS.mkdir(exist_ok=True)
-    frame.to_csv(RESULTS / f"{stem}.csv", index=False)
-    table = final_table(frame)
-    table.to_csv(RESULTS / f"{stem}_final.csv", index=False)
+        args.timesteps, args.n_eval, args.n_train, args.eval_points = 40_000, 32, 1_000, 2
+        args.learning_rates, args.splits, args.final_seeds = [1e-3], ["4x64", "16x16"], [1]
+    results_dir = Path(args.results) if args.results else RESULTS / stem
+    stages = ("tune", "splits", "final") if args.quick else (args.stage,)
+    for stage in stages:
+        args.stage = stage
+        runs = stage_runs(args, records_frame(results_dir))
+        run_grid(train_and_evaluate, [asdict(r) for r in runs], results_dir, executor=args.executor,
+                 workers=args.workers, ray_address=args.ray_address)
+    frame = records_frame(results_dir)
+    if frame.empty:
+        print(f"no finished runs in {results_dir}")
+        return
+    table = report(frame, results_dir, stem)
     plot(frame, RESULTS / f"{stem}.png")
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
-        print(table)
-    print(f"{time.perf_counter() - started:.0f} s")
+    with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
+        print(table.drop(columns=[c for c in table if c.endswith("_std")]))
 
 
 if __name__ == "__main__":

@@ -112,3 +112,74 @@ def pass_at_k_from_probabilities(
         start_seeds=None if start_seeds is None else np.asarray(start_seeds, dtype=np.int64),
         expected_lengths=None if expected_lengths is None else np.asarray(expected_lengths, dtype=np.float64),
     )
+
+
+def exact_pass_at_real_k(success_probabilities: Sequence[float] | np.ndarray, k: float) -> float:
+    """
+    pass@k ``= mean_s(1 - (1 - p_s)^k)`` for a real ``k > 0``: the exact curve between the integer ks.
+
+    :param success_probabilities: ``(S,)`` success probability of each start state, in ``[0, 1]``
+    :param k: samples per start state (any real > 0)
+    :return: the pass rate
+    """
+    probabilities = pass_at_k_from_probabilities(success_probabilities, ks=[1]).success_probabilities
+    if not k > 0:
+        raise ValueError(f"k must be > 0, got {k!r}.")
+    with np.errstate(divide="ignore"):
+        return float(np.mean(-np.expm1(float(k) * np.log1p(-probabilities))))
+
+
+def samples_to_reach(
+    success_probabilities: Sequence[float] | np.ndarray, target: float, *, k_max: float = 2.0**40, rtol: float = 1e-10
+) -> float:
+    """
+    The k at which the exact pass@k curve reaches ``target``: the test-time samples a policy needs for that pass rate.
+
+    pass@k is increasing in k towards ``mean_s(p_s > 0)``, the share of start states the policy ever solves; the
+    crossing is found by bisection in ``log k`` on the exact curve (no interpolation error). ``k`` may be below 1
+    when the policy's pass@1 already exceeds ``target``.
+
+    :param success_probabilities: ``(S,)`` success probability of each start state, in ``[0, 1]``
+    :param target: the pass rate to reach, in ``(0, 1]``
+    :param k_max: the largest k searched
+    :param rtol: relative precision of the returned k
+    :return: the k with ``pass@k = target``, or ``inf`` when the curve never reaches it (its limit is below target)
+    """
+    probabilities = pass_at_k_from_probabilities(success_probabilities, ks=[1]).success_probabilities
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target must be a pass rate in (0, 1], got {target!r}.")
+    if exact_pass_at_real_k(probabilities, k_max) < target:
+        return float("inf")
+    low, high = np.log(1e-12), np.log(k_max)
+    if exact_pass_at_real_k(probabilities, np.exp(low)) >= target:
+        return float(np.exp(low))
+    while high - low > rtol:
+        middle = 0.5 * (low + high)
+        if exact_pass_at_real_k(probabilities, np.exp(middle)) >= target:
+            high = middle
+        else:
+            low = middle
+    return float(np.exp(high))
+
+
+def sample_efficiency_ratio(
+    success_probabilities: Sequence[float] | np.ndarray,
+    reference_probabilities: Sequence[float] | np.ndarray,
+    k: int = 64,
+) -> float:
+    """
+    How many times fewer test-time samples a policy needs than a reference for the reference's pass@k.
+
+    With ``target = pass@k`` of the reference, the ratio is ``k / samples_to_reach(policy, target)``: 2 means the
+    policy reaches the reference's pass@64 at k = 32; 0 means it never reaches it (its curve flattens below);
+    ``inf`` only if the reference's pass@k is 0. This is the paper's "fewer samples for the same pass@k".
+
+    :param success_probabilities: ``(S,)`` the policy's success probability of each start state
+    :param reference_probabilities: ``(S',)`` the reference policy's (the same start states, for a fair reading)
+    :param k: the reference's number of samples
+    :return: the ratio
+    """
+    target = exact_pass_at_real_k(reference_probabilities, k)
+    if target == 0.0:
+        return float("inf")
+    return float(k / samples_to_reach(success_probabilities, target))
