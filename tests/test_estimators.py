@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from fractions import Fraction
 from math import comb
 from typing import get_args
@@ -17,16 +18,23 @@ from hypothesis.extra.numpy import arrays
 from sb3_maxrl import ESTIMATORS, group_advantages, loo_weights, truncated_ml_weight
 from sb3_maxrl.common.estimators import (
     BASELINES,
+    ESTIMATOR_REGISTRY,
     BaselineName,
+    BinaryLikelihoodWarning,
     EstimatorName,
     _loo_weights_full,
     _loo_weights_truncated,
     _unit_interval_quadrature,
+    check_estimator_args,
+    get_estimator,
+    register_estimator,
 )
 
 LOGITS = np.array([0.3, -0.4, 0.1])
 BINARY_ARMS = np.array([1.0, 0.0, 0.0])
 CONTINUOUS_ARMS = np.array([0.9, 0.35, 0.05])
+BINARY_ONLY = [name for name, entry in ESTIMATOR_REGISTRY.items() if entry.binary_only]
+ignore_binary_warning = pytest.mark.filterwarnings("ignore::sb3_maxrl.common.estimators.BinaryLikelihoodWarning")
 
 
 def expected_gradient(arm_likelihoods: np.ndarray, group_size: int, estimator: str, **kwargs) -> tuple[np.ndarray, float]:
@@ -156,6 +164,7 @@ def test_weighted_mean_is_group_pass_probability():
     np.testing.assert_allclose((omega * likelihoods).mean(axis=1), 1 - np.prod(1 - likelihoods, axis=1), rtol=1e-12)
 
 
+@ignore_binary_warning
 @pytest.mark.parametrize("group_size", [1024, 4096])
 @pytest.mark.parametrize("kind", ["binary", "continuous", "extremes"])
 def test_loo_weights_stay_finite_and_bounded_for_large_groups(group_size, kind):
@@ -193,6 +202,7 @@ def test_all_success_groups_give_zero_update(estimator):
     assert np.abs(group_advantages(np.ones((3, 8)), estimator)).max() < 1e-12
 
 
+@ignore_binary_warning
 def test_tensor_in_tensor_out_and_dtype_preserved():
     likelihoods = torch.tensor([[1.0, 0.0, 0.5]], dtype=torch.float32)
     advantages = group_advantages(likelihoods, "maxrl")
@@ -200,6 +210,7 @@ def test_tensor_in_tensor_out_and_dtype_preserved():
     assert isinstance(group_advantages(likelihoods.numpy(), "rloo"), np.ndarray)
 
 
+@ignore_binary_warning
 @settings(max_examples=60, deadline=None)
 @given(
     arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 12)), elements=st.floats(0, 1)),
@@ -242,6 +253,9 @@ def test_loo_weights_bounds(likelihoods, data):
         (np.zeros((2, 4)), {"estimator": "maxrl_general", "truncation": 2.0}, r"truncation must be in .* \(an int\)"),
         (np.zeros((2, 4)), {"estimator": "maxrl", "truncation": 2}, "only applies to estimator='maxrl_general'"),
         (np.zeros((2, 4)), {"estimator": "maxrl_general", "baseline": "mean"}, "Unknown baseline"),
+        (np.zeros((2, 4)), {"estimator": "grpo", "baseline": "none"}, "baseline='none' only applies to estimator='maxrl_g"),
+        (np.zeros((2, 4)), {"estimator": "maxrl", "eps": 0.1}, "eps=0.1 only applies to estimator='grpo'"),
+        (np.zeros((2, 4)), {"estimator": "grpo", "eps": 0.0}, "eps must be a float > 0"),
     ],
 )
 def test_bad_input_is_a_clear_error(likelihoods, kwargs, match):
@@ -272,3 +286,70 @@ def test_gauss_legendre_nodes_integrate_polynomials_exactly(n_nodes: int) -> Non
     assert ((nodes > 0) & (nodes < 1)).all() and (weights > 0).all()
     for degree in sorted({0, 1, n_nodes, 2 * n_nodes - 1}):
         assert float((weights * nodes**degree).sum()) == pytest.approx(1 / (degree + 1), rel=1e-11, abs=1e-15)
+
+
+def test_registry_holds_every_literal_name_once() -> None:
+    """Adding an estimator = one registered function; the Literal names it for type checkers."""
+    assert sorted(ESTIMATOR_REGISTRY) == sorted(ESTIMATORS)
+    for name, entry in ESTIMATOR_REGISTRY.items():
+        assert entry.name == name and entry.target and entry.formula.startswith("``")
+        assert get_estimator(name) is entry
+    with pytest.raises(ValueError, match="Unknown estimator 'ppo'; choose one of"):
+        get_estimator("ppo")
+    with pytest.raises(ValueError, match="'rloo' is already registered"):
+        register_estimator("rloo", target="grad p")(lambda likelihoods: likelihoods)
+
+
+def test_a_registered_estimator_is_used_by_name_with_its_options() -> None:
+    def _scaled_reinforce(likelihoods: torch.Tensor, *, eps: float) -> torch.Tensor:
+        """``eps l_i``"""
+        return eps * likelihoods
+
+    register_estimator("scaled_reinforce", target="eps grad p", options=("eps",))(_scaled_reinforce)  # type: ignore[arg-type]  (not in the Literal)
+    try:
+        likelihoods = np.array([[0.2, 0.5, 1.0]])
+        np.testing.assert_array_equal(group_advantages(likelihoods, "scaled_reinforce", eps=0.5), 0.5 * likelihoods)
+        with pytest.raises(ValueError, match="truncation=2 only applies to estimator='maxrl_general'"):
+            check_estimator_args("scaled_reinforce", 2, 3, "loo_pass")
+    finally:
+        del ESTIMATOR_REGISTRY["scaled_reinforce"]
+
+
+def test_binary_only_estimators_target_no_j_t_on_continuous_likelihoods() -> None:
+    """Issue 21.5: a 3-arm bandit, N = 4, l in {0.9, 0.35, 0}, every 4-tuple of arms enumerated.
+
+    Every grad J_T is w_T(p) grad p, a multiple of grad p; the binary-only estimators' expected gradient has a part
+    orthogonal to grad p (14-15% of its norm), so no T (no scale at all) matches it. maxrl_general is exact for J_4.
+    """
+    arms = np.array([0.9, 0.35, 0.0])
+    direction = grad_pass_rate(arms)
+    assert sorted(BINARY_ONLY) == ["maxrl", "maxrl_full_cv", "maxrl_raw"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BinaryLikelihoodWarning)
+        for estimator in BINARY_ONLY:
+            gradient, _ = expected_gradient(arms, 4, estimator)
+            best_multiple = (gradient @ direction) / (direction @ direction) * direction
+            assert np.linalg.norm(gradient - best_multiple) > 0.1 * np.linalg.norm(gradient), estimator
+    gradient, pass_rate = expected_gradient(arms, 4, "maxrl_general")
+    np.testing.assert_allclose(gradient, truncated_ml_weight(pass_rate, 4) * direction, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("estimator", BINARY_ONLY)
+def test_binary_only_estimators_warn_once_on_continuous_likelihoods(estimator: str) -> None:
+    with pytest.warns(BinaryLikelihoodWarning, match=rf"estimator='{estimator}' .*binary.*estimator='maxrl_general'"):
+        group_advantages(np.array([[0.9, 0.35, 0.0, 0.0]]), estimator)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's default: a warning once per message and place
+        for _ in range(3):
+            group_advantages(np.array([[0.9, 0.35, 0.0, 0.0]]), estimator)
+    assert [warning.category for warning in caught] == [BinaryLikelihoodWarning]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_no_warning_where_the_target_holds(estimator: str) -> None:
+    likelihoods = np.array([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    if not get_estimator(estimator).binary_only:
+        likelihoods = np.array([[0.9, 0.35, 0.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        group_advantages(likelihoods, estimator)

@@ -10,9 +10,11 @@ truncated ML objective ``J_T``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -23,6 +25,8 @@ ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
 EstimatorName = Literal["maxrl", "maxrl_raw", "maxrl_full_cv", "maxrl_general", "reinforce", "rloo", "grpo", "dr_grpo"]
 BaselineName = Literal["loo_pass", "loo_omega_mean", "group", "none"]
+#: the keyword arguments of :func:`group_advantages` that an estimator may take
+EstimatorOption = Literal["truncation", "baseline", "eps"]
 #: every estimator name, in the order of :data:`EstimatorName`
 ESTIMATORS: tuple[str, ...] = get_args(EstimatorName)
 #: every named baseline of ``maxrl_general``, in the order of :data:`BaselineName`
@@ -161,24 +165,99 @@ def loo_weights(likelihoods: ArrayT, truncation: int | None = None) -> ArrayT:
     return _like(omega, likelihoods)
 
 
+class BinaryLikelihoodWarning(UserWarning):
+    """A binary-only estimator (``maxrl``, ``maxrl_raw``, ``maxrl_full_cv``) saw a likelihood strictly inside (0, 1)."""
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """
+    One registered estimator: what :func:`group_advantages` looks up by name.
+
+    :param name: the name passed as ``estimator=``, one of :data:`EstimatorName`
+    :param function: ``function(likelihoods, **options) -> advantages`` on a ``(G, N)`` float64 tensor; its
+        docstring's first line is the advantage formula
+    :param options: the keyword arguments of :func:`group_advantages` it takes (of :data:`EstimatorOption`),
+        passed validated; every other option must stay at its default
+    :param target: the exact expectation of ``(1/N) sum_i A_i S_i``
+    :param binary_only: it reaches ``target`` only for binary likelihoods (0 or 1); a likelihood strictly between
+        0 and 1 raises a :class:`BinaryLikelihoodWarning` naming ``maxrl_general``
+    """
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    options: tuple[EstimatorOption, ...]
+    target: str
+    binary_only: bool = False
+
+    @property
+    def formula(self) -> str:
+        """The advantage ``A_i``, the first line of the function's docstring."""
+        return (self.function.__doc__ or "").strip().splitlines()[0]
+
+
+#: every registered estimator by name (:func:`register_estimator` adds one, :func:`get_estimator` looks one up)
+ESTIMATOR_REGISTRY: dict[str, Estimator] = {}
+
+
+def register_estimator(
+    name: EstimatorName, *, target: str, options: tuple[EstimatorOption, ...] = (), binary_only: bool = False
+) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """
+    Decorator that registers an estimator function under ``name`` (add the name to :data:`EstimatorName` too).
+
+    :param name: the estimator's name
+    :param target: the exact expectation of ``(1/N) sum_i A_i S_i``, e.g. ``"w_T(p) grad p (J_T)"``
+    :param options: the keyword arguments of :func:`group_advantages` the function takes
+    :param binary_only: whether ``target`` holds only for binary likelihoods
+    :return: the decorator, which returns the function unchanged
+    """
+
+    def register(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        if name in ESTIMATOR_REGISTRY:
+            raise ValueError(f"An estimator named {name!r} is already registered; choose another name.")
+        ESTIMATOR_REGISTRY[name] = Estimator(name, function, options, target, binary_only)
+        return function
+
+    return register
+
+
+def get_estimator(name: str) -> Estimator:
+    """
+    The registered estimator called ``name``.
+
+    :param name: one of :data:`ESTIMATORS`
+    :return: its registry entry
+    :raises ValueError: for an unknown name
+    """
+    try:
+        return ESTIMATOR_REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"Unknown estimator {name!r}; choose one of {ESTIMATORS}.") from None
+
+
+@register_estimator("reinforce", target="grad p (J_1)")
 def _reinforce(likelihoods: torch.Tensor) -> torch.Tensor:
-    """``A_i = l_i``: E = grad p (T = 1)."""
+    """``l_i``"""
     return likelihoods.clone()
 
 
+@register_estimator("rloo", target="grad p (J_1)")
 def _rloo(likelihoods: torch.Tensor) -> torch.Tensor:
-    """``A_i = l_i - mean_{j != i} l_j``: E = grad p."""
+    """``l_i - mean_{j != i} l_j``"""
     group_size = likelihoods.shape[1]
     return group_size / (group_size - 1) * (likelihoods - likelihoods.mean(dim=1, keepdim=True))
 
 
+@register_estimator("dr_grpo", target="(1 - 1/N) grad p")
 def _dr_grpo(likelihoods: torch.Tensor) -> torch.Tensor:
-    """``A_i = l_i - mean``: E = (1 - 1/N) grad p."""
+    """``l_i - mean_j l_j``"""
     return likelihoods - likelihoods.mean(dim=1, keepdim=True)
 
 
-def _grpo(likelihoods: torch.Tensor, eps: float) -> torch.Tensor:
-    """``A_i = (l_i - mean) / (std + eps)``, Bessel-corrected std: biased, no member of the J_T family."""
+@register_estimator("grpo", target="biased; no member of the J_T family", options=("eps",))
+def _grpo(likelihoods: torch.Tensor, *, eps: float) -> torch.Tensor:
+    """``(l_i - mean) / (std + eps)``, the standard deviation with Bessel's correction"""
     return _dr_grpo(likelihoods) / (likelihoods.std(dim=1, keepdim=True) + eps)
 
 
@@ -190,24 +269,32 @@ def _success_normalized(likelihoods: torch.Tensor) -> tuple[torch.Tensor, torch.
     return ratio, has_success
 
 
+@register_estimator("maxrl_raw", target="w_N(p) grad p (J_N)", binary_only=True)
 def _maxrl_raw(likelihoods: torch.Tensor) -> torch.Tensor:
-    """Paper Theorem 2: ``A_i = N l_i / K`` (0 if K = 0), the mean score of the successes. E = w_N(p) grad p."""
+    """``N l_i / K`` (0 if ``K = 0``): the mean score of the successes (paper, Theorem 2)"""
     return _success_normalized(likelihoods)[0]
 
 
+@register_estimator("maxrl", target="w_{N-1}(p) grad p (J_{N-1})", binary_only=True)
 def _maxrl(likelihoods: torch.Tensor) -> torch.Tensor:
-    """The official code, ``(l - mean) / mean``: ``N l_i / K - 1`` if K > 0 else 0. E = w_{N-1}(p) grad p."""
+    """``N l_i / K - 1`` (0 if ``K = 0``): the official code's ``(r - mean) / mean``"""
     ratio, has_success = _success_normalized(likelihoods)
     return torch.where(has_success, ratio - 1.0, torch.zeros_like(ratio))
 
 
+@register_estimator("maxrl_full_cv", target="w_N(p) grad p (J_N)", binary_only=True)
 def _maxrl_full_cv(likelihoods: torch.Tensor) -> torch.Tensor:
-    """``N l_i / K - 1``, with the -1 control variate kept on all-fail groups. E = w_N(p) grad p."""
+    """``N l_i / K - 1``, the -1 control variate kept on all-fail groups"""
     return _success_normalized(likelihoods)[0] - 1.0
 
 
-def _maxrl_general(likelihoods: torch.Tensor, truncation: int, baseline: str | float) -> torch.Tensor:
-    """``A_i = omega_i l_i - b_i``. E = w_T(p) grad p for every baseline built from the other rollouts only."""
+@register_estimator(
+    "maxrl_general",
+    target="w_T(p) grad p (J_T) for any l in [0, 1], with a leave-one-out baseline",
+    options=("truncation", "baseline"),
+)
+def _maxrl_general(likelihoods: torch.Tensor, *, truncation: int, baseline: str | float) -> torch.Tensor:
+    """``omega_i l_i - b_i``, leave-one-out weights ``omega_i`` (:func:`loo_weights`)"""
     omega = loo_weights(likelihoods, truncation)
     weighted = omega * likelihoods
     group_size = likelihoods.shape[1]
@@ -220,9 +307,7 @@ def _maxrl_general(likelihoods: torch.Tensor, truncation: int, baseline: str | f
         return weighted - omega * others_mean
     if baseline == "group":
         return weighted - (1.0 - torch.prod(1.0 - likelihoods, dim=1, keepdim=True))
-    if isinstance(baseline, int | float) and not isinstance(baseline, bool):
-        return weighted - float(baseline)
-    raise ValueError(f"Unknown baseline {baseline!r}: use one of {BASELINES} or a float constant.")
+    return weighted - float(baseline)
 
 
 def _others_pass_probability(likelihoods: torch.Tensor) -> torch.Tensor:
@@ -234,14 +319,43 @@ def _others_pass_probability(likelihoods: torch.Tensor) -> torch.Tensor:
     return torch.where(others_certain, torch.ones_like(likelihoods), -torch.expm1(others_log_fail))
 
 
-_SIMPLE_ESTIMATORS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "maxrl": _maxrl,
-    "maxrl_raw": _maxrl_raw,
-    "maxrl_full_cv": _maxrl_full_cv,
-    "reinforce": _reinforce,
-    "rloo": _rloo,
-    "dr_grpo": _dr_grpo,
+def _check_baseline(baseline: str | float, group_size: int) -> str | float:
+    is_number = isinstance(baseline, int | float) and not isinstance(baseline, bool)
+    if not is_number and baseline not in BASELINES:
+        raise ValueError(f"Unknown baseline {baseline!r}: use one of {BASELINES} or a float constant.")
+    return baseline
+
+
+def _check_eps(eps: float, group_size: int) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps > 0:
+        raise ValueError(f"eps must be a float > 0, got {eps!r}: it keeps GRPO's division by the group std finite.")
+    return float(eps)
+
+
+#: every option of :func:`group_advantages`: its default and its check ``(value, group_size) -> value to pass``
+_OPTIONS: dict[str, tuple[Any, Callable[[Any, int], Any]]] = {
+    "truncation": (None, _check_truncation),
+    "baseline": ("loo_pass", _check_baseline),
+    "eps": (1e-6, _check_eps),
 }
+
+
+def _resolve_options(estimator: Estimator, group_size: int, **given: Any) -> dict[str, Any]:
+    """The checked options ``estimator`` takes; an option it does not take must be left at its default."""
+    resolved: dict[str, Any] = {}
+    for option, value in given.items():
+        default, check = _OPTIONS[option]
+        if option in estimator.options:
+            resolved[option] = check(value, group_size)
+        elif value is not default and value != default:
+            takers = " or ".join(
+                f"estimator='{name}'" for name, entry in ESTIMATOR_REGISTRY.items() if option in entry.options
+            )
+            raise ValueError(
+                f"{option}={value!r} only applies to {takers}; estimator='{estimator.name}' does not take it "
+                f"(its target: {estimator.target}). Use {takers}, or leave {option}={default!r}."
+            )
+    return resolved
 
 
 def check_estimator_args(estimator: str, truncation: int | None, group_size: int, baseline: str | float) -> None:
@@ -249,28 +363,30 @@ def check_estimator_args(estimator: str, truncation: int | None, group_size: int
     Validate an estimator configuration before any rollout is collected.
 
     :param estimator: one of :data:`ESTIMATORS`
-    :param truncation: ``T`` for ``maxrl_general`` (``None`` = N); must be ``None`` for the others
+    :param truncation: ``T`` for the estimators that take it (``None`` = N); must be ``None`` for the others
     :param group_size: ``N``, rollouts per start state
-    :param baseline: the baseline of ``maxrl_general``
+    :param baseline: the baseline, for the estimators that take it; must be the default for the others
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"Unknown estimator {estimator!r}; choose one of {ESTIMATORS}.")
+    entry = get_estimator(estimator)
     check_positive_int(
         "group_size",
         group_size,
         "the estimators compare rollouts of the same start state, so use group_size=2 or more; the paper uses 16 to 128",
         minimum=2,
     )
-    if estimator == "maxrl_general":
-        _check_truncation(truncation, group_size)
-    elif truncation is not None:
-        raise ValueError(
-            f"truncation={truncation} only applies to estimator='maxrl_general' (the leave-one-out family); "
-            f"'{estimator}' has a fixed target. Use estimator='maxrl_general' or truncation=None."
+    _resolve_options(entry, group_size, truncation=truncation, baseline=baseline)
+
+
+def _warn_if_not_binary(estimator: Estimator, likelihoods: torch.Tensor) -> None:
+    values = likelihoods.numpy()
+    if ((values > 0.0) & (values < 1.0)).any():
+        warnings.warn(  # one constant message per estimator: Python's default filter shows it once
+            f"estimator='{estimator.name}' reaches its target ({estimator.target}) only for binary likelihoods, and "
+            "got one strictly between 0 and 1: on continuous likelihoods it is unbiased for no J_T. Use "
+            "estimator='maxrl_general', whose leave-one-out weights are unbiased for J_T with any likelihood in [0, 1].",
+            BinaryLikelihoodWarning,
+            stacklevel=3,
         )
-    is_number = isinstance(baseline, int | float) and not isinstance(baseline, bool)
-    if not is_number and baseline not in BASELINES:
-        raise ValueError(f"Unknown baseline {baseline!r}: use one of {BASELINES} or a float constant.")
 
 
 def group_advantages(
@@ -284,15 +400,19 @@ def group_advantages(
     """
     Advantages of every rollout from the likelihoods of its group (one row per start state).
 
-    Estimators, with the expectation of ``(1/N) sum_i A_i S_i``:
+    Estimators (:data:`ESTIMATOR_REGISTRY`), with the expectation of ``(1/N) sum_i A_i S_i``:
 
     - ``"reinforce"``: ``l_i``; grad p.  ``"rloo"``: ``l_i`` minus the others' mean; grad p.
     - ``"grpo"``: ``(l_i - mean) / (std + eps)``; biased.  ``"dr_grpo"``: ``l_i - mean``; ``(1 - 1/N)`` grad p.
-    - ``"maxrl_raw"``: ``N l_i / K`` (0 if ``K = 0``); ``w_N(p)`` grad p (paper, Theorem 2).
-    - ``"maxrl"``: ``N l_i / K - 1`` (0 if ``K = 0``), the official code; ``w_{N-1}(p)`` grad p.
-    - ``"maxrl_full_cv"``: ``N l_i / K - 1`` always; ``w_N(p)`` grad p.
+    - ``"maxrl_raw"``: ``N l_i / K`` (0 if ``K = 0``); ``w_N(p)`` grad p (paper, Theorem 2). Binary ``l`` only.
+    - ``"maxrl"``: ``N l_i / K - 1`` (0 if ``K = 0``), the official code; ``w_{N-1}(p)`` grad p. Binary ``l`` only.
+    - ``"maxrl_full_cv"``: ``N l_i / K - 1`` always; ``w_N(p)`` grad p. Binary ``l`` only.
     - ``"maxrl_general"``: ``omega_i l_i - b_i`` with leave-one-out weights (:func:`loo_weights`), for
       continuous likelihoods and any ``T``; ``w_T(p)`` grad p for the leave-one-out baselines.
+
+    The three binary-only estimators target no ``J_T`` on continuous likelihoods: they raise a
+    :class:`BinaryLikelihoodWarning` (once per estimator, under Python's default filter) that names
+    ``"maxrl_general"`` when a likelihood lies strictly between 0 and 1.
 
     :param likelihoods: ``(G, N)`` per-rollout likelihoods in ``[0, 1]`` (torch tensor or numpy array)
     :param estimator: the estimator's name, see :data:`ESTIMATORS`
@@ -307,14 +427,11 @@ def group_advantages(
     """
     values = _as_float64_tensor(likelihoods)
     _check_likelihoods(values)
-    check_estimator_args(estimator, truncation, values.shape[1], baseline)
-    if estimator == "maxrl_general":
-        advantages = _maxrl_general(values, _check_truncation(truncation, values.shape[1]), baseline)
-    elif estimator == "grpo":
-        advantages = _grpo(values, eps)
-    else:
-        advantages = _SIMPLE_ESTIMATORS[estimator](values)
-    return _like(advantages, likelihoods)
+    entry = get_estimator(estimator)
+    options = _resolve_options(entry, values.shape[1], truncation=truncation, baseline=baseline, eps=eps)
+    if entry.binary_only:
+        _warn_if_not_binary(entry, values)
+    return _like(entry.function(values, **options), likelihoods)
 
 
 def _as_float64_tensor(values: torch.Tensor | np.ndarray) -> torch.Tensor:
