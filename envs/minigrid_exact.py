@@ -1,0 +1,271 @@
+"""Exact pass@k on deterministic MiniGrid navigation, by dynamic programming over (step, cell, direction).
+
+Where MiniGrid's step is the stock :class:`~minigrid.minigrid_env.MiniGridEnv` step (no moving obstacles, no
+instruction checks) and the grid holds only walls, goals and lava (nothing to pick up, no door to toggle), the
+agent's pose (cell, direction) is the whole state and every observation is a function of it. The success probability
+of a Markov policy from each start state is then exact: the policy is evaluated once, in one batched forward pass, on
+every pose reachable from the start; probability mass flows along left / right / forward for ``max_steps`` steps,
+mass entering lava is lost, mass reaching a goal is absorbed as success. MiniGrid's other actions (pickup, drop,
+toggle, done) change nothing on such a grid and keep the pose. ``pass@k = mean_s(1 - (1 - p_s)^k)`` then carries no
+sampling noise (:func:`~sb3_maxrl.common.exact_evaluation.pass_at_k_from_probabilities`).
+
+Covered: Empty, FourRooms, SimpleCrossing, LavaCrossing, LavaGap, DistShift, the package's MiniGrid mazes, with
+any of :mod:`~sb3_maxrl_envs.minigrid_wrappers`' observation encodings (partial or full view). Refused with an error
+that names the sampled alternative: envs that override ``step`` (DynamicObstacles, every BabyAI level), grids with
+doors, keys, balls or boxes (DoorKey, MultiRoom, ...), action or reward wrappers other than the package's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+
+from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
+from sb3_maxrl_envs.minigrid_expert import Pose, agent_pose, navigation_successors
+from sb3_maxrl_envs.minigrid_wrappers import BinarySuccessWrapper, NavigationActions
+
+#: The grid objects the exact evaluator covers (``None`` cells are empty floor)
+COVERED_OBJECTS: frozenset[str] = frozenset({"wall", "goal", "lava", "floor"})
+_GOAL, _LAVA = -1, -2
+_SAMPLED_HINT = "evaluate it by sampling instead: sb3_maxrl.evaluate_pass_at_k(model, env, seeds, n_samples)"
+
+PolicyLike = BaseAlgorithm | BasePolicy | Callable[[np.ndarray], np.ndarray]
+
+
+def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
+    chain = []
+    while isinstance(env, gym.Wrapper):
+        chain.append(env)
+        env = env.env
+    return chain
+
+
+def check_exact_coverage(env: gym.Env) -> None:
+    """
+    Raise a ValueError unless :func:`minigrid_success_probabilities` covers ``env`` (in its current episode).
+
+    :param env: the env the policy sees (wrapped), after ``reset``
+    """
+    from minigrid.minigrid_env import MiniGridEnv
+
+    unwrapped = env.unwrapped
+    if not isinstance(unwrapped, MiniGridEnv):
+        raise ValueError(f"{type(unwrapped).__name__} is not a MiniGrid env: {_SAMPLED_HINT}.")
+    if type(unwrapped).step is not MiniGridEnv.step:
+        raise ValueError(
+            f"{type(unwrapped).__name__} overrides MiniGrid's step (moving obstacles, instruction checks, ...): its "
+            f"state is more than the agent's pose, so exact evaluation does not cover it; {_SAMPLED_HINT}."
+        )
+    for wrapper in _wrapper_chain(env):
+        if isinstance(wrapper, gym.ActionWrapper) and not isinstance(wrapper, NavigationActions):
+            raise ValueError(
+                f"{type(wrapper).__name__} changes the actions: exact MiniGrid evaluation knows MiniGrid's actions and "
+                f"NavigationActions only; {_SAMPLED_HINT}."
+            )
+        if isinstance(wrapper, gym.RewardWrapper) and not isinstance(wrapper, BinarySuccessWrapper):
+            raise ValueError(
+                f"{type(wrapper).__name__} changes the reward, which may change what success means; {_SAMPLED_HINT}."
+            )
+    objects = {cell.type for cell in unwrapped.grid.grid if cell is not None}
+    uncovered = sorted(objects - COVERED_OBJECTS)
+    if uncovered or unwrapped.carrying is not None:
+        raise ValueError(
+            f"The grid holds {uncovered or ['a carried object']}: picking up or toggling changes the state beyond the "
+            f"agent's pose, so exact evaluation covers grids of {sorted(COVERED_OBJECTS)} only; {_SAMPLED_HINT}."
+        )
+
+
+def _step_budget(env: gym.Env) -> int:
+    budget = int(env.unwrapped.max_steps)  # type: ignore[attr-defined]
+    for wrapper in _wrapper_chain(env):
+        if isinstance(wrapper, gym.wrappers.TimeLimit):
+            budget = min(budget, int(wrapper._max_episode_steps))
+    return budget
+
+
+def pose_observations(env: gym.Env, poses: Sequence[Pose]) -> np.ndarray:
+    """
+    The observation the wrapped env shows at each pose of the agent, on the current grid.
+
+    Sets the agent's pose, calls MiniGrid's ``gen_obs`` and applies the env's observation wrappers, innermost first.
+    The agent is left at the last pose: reset the env before stepping it again.
+
+    :param env: the env the policy sees (wrapped), after ``reset``
+    :param poses: (x, y, direction) of each observation
+    :return: the observations stacked, ``(len(poses), ...)``
+    """
+    unwrapped = env.unwrapped
+    observation_wrappers = [w for w in reversed(_wrapper_chain(env)) if isinstance(w, gym.ObservationWrapper)]
+    observations = []
+    for x, y, direction in poses:
+        unwrapped.agent_pos = (x, y)  # type: ignore[attr-defined]
+        unwrapped.agent_dir = direction  # type: ignore[attr-defined]
+        observation = unwrapped.gen_obs()  # type: ignore[attr-defined]
+        for wrapper in observation_wrappers:
+            observation = wrapper.observation(observation)
+        observations.append(observation)
+    return np.stack(observations)
+
+
+def _reachable_graph(env: gym.Env, n_actions: int) -> tuple[list[Pose], np.ndarray]:
+    """The poses reachable from the start (start first) and ``targets[state, action]`` (an index, _GOAL or _LAVA)."""
+    start = agent_pose(env)
+    index = {start: 0}
+    poses = [start]
+    rows: list[list[int]] = []
+    for pose in poses:  # grows while iterating: breadth-first
+        row = [index[pose]] * n_actions  # actions 3..6 keep the pose on a covered grid
+        for action, successor, outcome in navigation_successors(env, pose):
+            if outcome == "goal":
+                row[action] = _GOAL
+            elif outcome == "lava":
+                row[action] = _LAVA
+            else:
+                if successor not in index:
+                    index[successor] = len(poses)
+                    poses.append(successor)
+                row[action] = index[successor]
+        rows.append(row)
+    return poses, np.array(rows, dtype=np.int64)
+
+
+def _action_probabilities(policy: PolicyLike) -> Callable[[np.ndarray], np.ndarray]:
+    if isinstance(policy, BaseAlgorithm):
+        policy = policy.policy
+    if not isinstance(policy, BasePolicy):
+        if not callable(policy):
+            raise TypeError(
+                "policy must be an SB3 model, an SB3 policy or a function observations -> action probabilities, "
+                f"got {policy!r}."
+            )
+        return policy
+    if not hasattr(policy, "get_distribution"):
+        raise TypeError(
+            f"{type(policy).__name__} has no get_distribution(): exact evaluation needs a stochastic policy (MaxRL's, "
+            "PPO's, A2C's), or pass a function observations -> action probabilities."
+        )
+    torch_policy = policy
+
+    def probabilities(observations: np.ndarray) -> np.ndarray:
+        torch_policy.set_training_mode(False)
+        with th.no_grad():
+            tensor, _ = torch_policy.obs_to_tensor(observations)
+            return torch_policy.get_distribution(tensor).distribution.probs.double().cpu().numpy()  # type: ignore[operator]
+
+    return probabilities
+
+
+def minigrid_success_probabilities(
+    policy: PolicyLike, env: gym.Env, seeds: Sequence[int], *, seeds_per_batch: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """
+    The exact success probability and expected episode length of a Markov policy from each start seed.
+
+    :param policy: an SB3 model or policy with a ``Discrete`` action space over the env's observations, or a function
+        ``observations -> (M, n_actions)`` action probabilities
+    :param env: the env the policy sees (wrapped, e.g. ``make_minigrid(env_id)``); it is reset with every seed
+    :param seeds: the start seeds
+    :param seeds_per_batch: start states per forward pass of the policy
+    :return: float64 ``(len(seeds),)`` success probabilities and expected episode lengths
+    """
+    if not isinstance(env.action_space, gym.spaces.Discrete) or not 3 <= env.action_space.n <= 7:
+        raise ValueError(f"Exact MiniGrid evaluation needs MiniGrid's Discrete(3..7) actions, got {env.action_space}.")
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: pass at least one start seed.")
+    n_actions = int(env.action_space.n)
+    probabilities_of = _action_probabilities(policy)
+    success, lengths = np.zeros(len(seeds)), np.zeros(len(seeds))
+    for begin in range(0, len(seeds), seeds_per_batch):
+        batch_seeds = seeds[begin : begin + seeds_per_batch]
+        observations, tables, budgets = [], [], []
+        for seed in batch_seeds:
+            first_observation, _ = env.reset(seed=seed)
+            check_exact_coverage(env)
+            poses, targets = _reachable_graph(env, n_actions)
+            pose_obs = pose_observations(env, poses)
+            if not np.array_equal(pose_obs[0], np.asarray(first_observation)):
+                raise ValueError(
+                    f"The observation after reset(seed={seed}) is not the one rebuilt from the agent's pose: the env's "
+                    f"observation depends on more than the pose; {_SAMPLED_HINT}."
+                )
+            observations.append(pose_obs)
+            tables.append(targets)
+            budgets.append(_step_budget(env))
+        probabilities = np.asarray(probabilities_of(np.concatenate(observations)), dtype=np.float64)
+        n_states = sum(len(t) for t in tables)
+        if probabilities.shape != (n_states, n_actions) or not np.all(probabilities >= 0):  # also rejects NaN
+            raise ValueError(
+                f"The policy must give {n_actions} non-negative action probabilities per observation: expected shape "
+                f"{(n_states, n_actions)}, got {probabilities.shape}."
+            )
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        offset = 0
+        for position, targets in enumerate(tables):
+            size = len(targets)
+            p, length = _flow(probabilities[offset : offset + size], targets, budgets[position])
+            success[begin + position], lengths[begin + position] = p, length
+            offset += size
+    return np.clip(success, 0.0, 1.0), lengths
+
+
+def _flow(probabilities: np.ndarray, targets: np.ndarray, budget: int) -> tuple[float, float]:
+    """Success probability and expected length of one start state: mass flows from state 0 for ``budget`` steps."""
+    n_states = len(targets)
+    sources = np.repeat(np.arange(n_states), targets.shape[1])
+    flat_targets = targets.ravel()
+    weights = probabilities.ravel()
+    moves = flat_targets >= 0
+    to_goal = flat_targets == _GOAL
+    mass = np.zeros(n_states)
+    mass[0] = 1.0
+    success = length = 0.0
+    for _ in range(budget):
+        alive = mass.sum()
+        if alive < 1e-300:
+            break
+        length += alive
+        flowing = mass[sources] * weights
+        success += flowing[to_goal].sum()
+        mass = np.bincount(flat_targets[moves], weights=flowing[moves], minlength=n_states)
+    return success, length
+
+
+def minigrid_exact_pass_at_k(
+    policy: PolicyLike, env: gym.Env, seeds: Sequence[int], ks: Sequence[int] | None = None, *, seeds_per_batch: int = 64
+) -> ExactPassAtKResult:
+    """
+    Exact pass@k of a Markov policy on deterministic MiniGrid navigation (:func:`minigrid_success_probabilities`).
+
+    :param policy: an SB3 model or policy, or a function observations -> action probabilities
+    :param env: the env the policy sees (wrapped); it is reset with every seed
+    :param seeds: the held-out start seeds
+    :param ks: the ks; None for ``1, 2, 4, ..., 1024``
+    :param seeds_per_batch: start states per forward pass of the policy
+    :return: the result (``.metrics()`` has the keys of ``PassAtKResult.metrics()``)
+    """
+    probabilities, lengths = minigrid_success_probabilities(policy, env, seeds, seeds_per_batch=seeds_per_batch)
+    return pass_at_k_from_probabilities(probabilities, ks, start_seeds=list(seeds), expected_lengths=lengths)
+
+
+def exact_evaluator(env_fn: Callable[[], gym.Env]) -> Callable[[Any, Sequence[int], Sequence[int]], ExactPassAtKResult]:
+    """
+    ``(policy, seeds, ks) -> exact pass@k`` on a private copy of the env, the ``exact_pass_at_k`` of a pipeline task.
+
+    :param env_fn: makes the env the policy sees
+    :return: the evaluator (the env is made on its first call)
+    """
+    envs: list[gym.Env] = []
+
+    def evaluate(policy: Any, seeds: Sequence[int], ks: Sequence[int]) -> ExactPassAtKResult:
+        if not envs:
+            envs.append(env_fn())
+        return minigrid_exact_pass_at_k(policy, envs[0], seeds, ks)
+
+    return evaluate
