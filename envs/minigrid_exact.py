@@ -161,8 +161,38 @@ def _action_probabilities(policy: PolicyLike) -> Callable[[np.ndarray], np.ndarr
     return probabilities
 
 
+#: A start state's pose graph: observations of its reachable poses, ``targets[state, action]``, the step budget
+PoseGraph = tuple[np.ndarray, np.ndarray, int]
+
+
+def pose_graph(env: gym.Env, seed: int) -> PoseGraph:
+    """
+    The reachable poses of the start state ``reset(seed=seed)`` gives: their observations, the transitions, the budget.
+
+    :param env: the env the policy sees (wrapped); it is reset
+    :param seed: the start seed
+    :return: ``(observations (S, ...), targets (S, n_actions), max steps)``; state 0 is the start, a target is a state
+        index, -1 (goal reached) or -2 (lava)
+    """
+    first_observation, _ = env.reset(seed=int(seed))
+    check_exact_coverage(env)
+    poses, targets = _reachable_graph(env, int(env.action_space.n))  # type: ignore[attr-defined]
+    observations = pose_observations(env, poses)
+    if not np.array_equal(observations[0], np.asarray(first_observation)):
+        raise ValueError(
+            f"The observation after reset(seed={seed}) is not the one rebuilt from the agent's pose: the env's "
+            f"observation depends on more than the pose; {_SAMPLED_HINT}."
+        )
+    return observations, targets, _step_budget(env)
+
+
 def minigrid_success_probabilities(
-    policy: PolicyLike, env: gym.Env, seeds: Sequence[int], *, seeds_per_batch: int = 64
+    policy: PolicyLike,
+    env: gym.Env,
+    seeds: Sequence[int],
+    *,
+    seeds_per_batch: int = 64,
+    cache: dict[int, PoseGraph] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """
     The exact success probability and expected episode length of a Markov policy from each start seed.
@@ -172,6 +202,7 @@ def minigrid_success_probabilities(
     :param env: the env the policy sees (wrapped, e.g. ``make_minigrid(env_id)``); it is reset with every seed
     :param seeds: the start seeds
     :param seeds_per_batch: start states per forward pass of the policy
+    :param cache: a dict that keeps every seed's :func:`pose_graph` (policy-independent) across calls
     :return: float64 ``(len(seeds),)`` success probabilities and expected episode lengths
     """
     if not isinstance(env.action_space, gym.spaces.Discrete) or not 3 <= env.action_space.n <= 7:
@@ -179,62 +210,54 @@ def minigrid_success_probabilities(
     seeds = [int(seed) for seed in seeds]
     if not seeds:
         raise ValueError("seeds is empty: pass at least one start seed.")
+    cache = {} if cache is None else cache
     n_actions = int(env.action_space.n)
     probabilities_of = _action_probabilities(policy)
     success, lengths = np.zeros(len(seeds)), np.zeros(len(seeds))
     for begin in range(0, len(seeds), seeds_per_batch):
-        batch_seeds = seeds[begin : begin + seeds_per_batch]
-        observations, tables, budgets = [], [], []
-        for seed in batch_seeds:
-            first_observation, _ = env.reset(seed=seed)
-            check_exact_coverage(env)
-            poses, targets = _reachable_graph(env, n_actions)
-            pose_obs = pose_observations(env, poses)
-            if not np.array_equal(pose_obs[0], np.asarray(first_observation)):
-                raise ValueError(
-                    f"The observation after reset(seed={seed}) is not the one rebuilt from the agent's pose: the env's "
-                    f"observation depends on more than the pose; {_SAMPLED_HINT}."
-                )
-            observations.append(pose_obs)
-            tables.append(targets)
-            budgets.append(_step_budget(env))
-        probabilities = np.asarray(probabilities_of(np.concatenate(observations)), dtype=np.float64)
-        n_states = sum(len(t) for t in tables)
+        graphs = []
+        for seed in seeds[begin : begin + seeds_per_batch]:
+            if seed not in cache:
+                cache[seed] = pose_graph(env, seed)
+            graphs.append(cache[seed])
+        counts = np.array([len(targets) for _, targets, _ in graphs])
+        n_states = int(counts.sum())
+        probabilities = np.asarray(probabilities_of(np.concatenate([obs for obs, _, _ in graphs])), dtype=np.float64)
         if probabilities.shape != (n_states, n_actions) or not np.all(probabilities >= 0):  # also rejects NaN
             raise ValueError(
                 f"The policy must give {n_actions} non-negative action probabilities per observation: expected shape "
                 f"{(n_states, n_actions)}, got {probabilities.shape}."
             )
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        offset = 0
-        for position, targets in enumerate(tables):
-            size = len(targets)
-            p, length = _flow(probabilities[offset : offset + size], targets, budgets[position])
-            success[begin + position], lengths[begin + position] = p, length
-            offset += size
+        batch = slice(begin, begin + len(graphs))
+        success[batch], lengths[batch] = _flow(probabilities, [targets for _, targets, _ in graphs], [b for _, _, b in graphs])
     return np.clip(success, 0.0, 1.0), lengths
 
 
-def _flow(probabilities: np.ndarray, targets: np.ndarray, budget: int) -> tuple[float, float]:
-    """Success probability and expected length of one start state: mass flows from state 0 for ``budget`` steps."""
-    n_states = len(targets)
-    sources = np.repeat(np.arange(n_states), targets.shape[1])
-    flat_targets = targets.ravel()
+def _flow(probabilities: np.ndarray, tables: list[np.ndarray], budgets: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Success probability and expected length of each start state: mass flows from its state 0 for its budget."""
+    counts = np.array([len(targets) for targets in tables])
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    n_states, n_actions = int(counts.sum()), tables[0].shape[1]
+    targets = np.concatenate([t + np.where(t >= 0, offset, 0) for t, offset in zip(tables, offsets, strict=True)]).ravel()
+    sources = np.repeat(np.arange(n_states), n_actions)
+    owner_of_state = np.repeat(np.arange(len(tables)), counts)
+    owners = owner_of_state[sources]
     weights = probabilities.ravel()
-    moves = flat_targets >= 0
-    to_goal = flat_targets == _GOAL
+    moves, to_goal = targets >= 0, targets == _GOAL
     mass = np.zeros(n_states)
-    mass[0] = 1.0
-    success = length = 0.0
-    for _ in range(budget):
-        alive = mass.sum()
-        if alive < 1e-300:
-            break
-        length += alive
+    mass[offsets] = 1.0
+    budget = np.array(budgets)
+    success, lengths = np.zeros(len(tables)), np.zeros(len(tables))
+    for step in range(int(budget.max())):
+        mass = np.where(budget[owner_of_state] > step, mass, 0.0)
+        lengths += np.bincount(owner_of_state, weights=mass, minlength=len(tables))
         flowing = mass[sources] * weights
-        success += flowing[to_goal].sum()
-        mass = np.bincount(flat_targets[moves], weights=flowing[moves], minlength=n_states)
-    return success, length
+        success += np.bincount(owners[to_goal], weights=flowing[to_goal], minlength=len(tables))
+        mass = np.bincount(targets[moves], weights=flowing[moves], minlength=n_states)
+        if not mass.any():
+            break
+    return success, lengths
 
 
 def minigrid_exact_pass_at_k(
@@ -258,14 +281,18 @@ def exact_evaluator(env_fn: Callable[[], gym.Env]) -> Callable[[Any, Sequence[in
     """
     ``(policy, seeds, ks) -> exact pass@k`` on a private copy of the env, the ``exact_pass_at_k`` of a pipeline task.
 
+    Each seed's observations and transitions are built once and kept (they do not depend on the policy).
+
     :param env_fn: makes the env the policy sees
     :return: the evaluator (the env is made on its first call)
     """
     envs: list[gym.Env] = []
+    cache: dict[int, PoseGraph] = {}
 
     def evaluate(policy: Any, seeds: Sequence[int], ks: Sequence[int]) -> ExactPassAtKResult:
         if not envs:
             envs.append(env_fn())
-        return minigrid_exact_pass_at_k(policy, envs[0], seeds, ks)
+        probabilities, lengths = minigrid_success_probabilities(policy, envs[0], seeds, cache=cache)
+        return pass_at_k_from_probabilities(probabilities, ks, start_seeds=list(seeds), expected_lengths=lengths)
 
     return evaluate
