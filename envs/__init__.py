@@ -16,7 +16,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from sb3_maxrl_envs.minigrid_wrappers import make_minigrid, wrap_minigrid
+from sb3_maxrl_envs.minigrid_wrappers import encode_observation, make_minigrid, wrap_minigrid
 
 __all__ = [
     "ENV_IDS",
@@ -29,6 +29,7 @@ __all__ = [
     "RegressionTask",
     "StrictMazeEnv",
     "StrictMazeVecEnv",
+    "encode_observation",
     "make_maze",
     "make_minigrid",
     "register_envs",

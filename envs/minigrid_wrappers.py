@@ -77,6 +77,32 @@ def encode_grid(image: np.ndarray, direction: int, obs: ObsEncoding = "flat") ->
     return np.concatenate([onehot.transpose(2, 1, 0), heading_planes])
 
 
+def encode_observation(observation: dict[str, Any], obs: ObsEncoding = "flat") -> np.ndarray:
+    """Encode an observation of the raw MiniGrid env as the wrapped task's (for ``model.predict`` on the raw env).
+
+    A model trained on ``make_minigrid(env_id)`` (or on the id given to ``MaxRL``) takes the encoded observation;
+    on an observation of ``gym.make(env_id)``::
+
+        raw_env = gym.make("MiniGrid-DoorKey-5x5-v0")
+        observation, _ = raw_env.reset(seed=0)
+        action, _ = model.predict(encode_observation(observation), deterministic=True)
+
+    The raw env takes the action as it is (with ``nav_actions=True`` its 0, 1, 2 are MiniGrid's left, right, forward).
+    For ``fully_observed=True`` apply ``minigrid.wrappers.FullyObsWrapper`` to the raw env first.
+
+    :param observation: MiniGrid's ``Dict`` observation (``"image"`` and ``"direction"``), or a batch of them as
+        SB3's ``VecEnv`` gives (arrays with a leading env axis)
+    :param obs: the encoding the model was trained with (``make_minigrid``'s ``obs``, default ``"flat"``)
+    :return: the encoded observation, with the batch axis if ``observation`` has one
+    """
+    check_obs_encoding(obs)
+    image = np.asarray(observation["image"])
+    if image.ndim == 4:
+        directions = np.asarray(observation["direction"]).reshape(-1)
+        return np.stack([encode_grid(img, int(d), obs) for img, d in zip(image, directions, strict=True)])
+    return encode_grid(image, int(observation["direction"]), obs)
+
+
 def encoded_space(width: int, height: int, obs: ObsEncoding = "flat") -> spaces.Box:
     """The observation space :func:`encode_grid` maps into.
 

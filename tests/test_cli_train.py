@@ -184,11 +184,12 @@ def test_strict_maze_flags_and_their_errors(tmp_path: Path) -> None:
     log_dir = ["--log-dir", str(tmp_path / "runs")]
     # flags of the other pipeline are refused before any work, naming what to use instead
     for argv, match in [
-        (["--timesteps", "1000"], "--timesteps do not apply to the strict-maze pipeline"),
-        (["--eval-samples", "8"], "--eval-samples do not apply"),
-        (["--env", MAZE, "--updates", "10"], "--updates apply only to the strict-maze pipeline"),
-        (["--env", MAZE, "--compare", "grpo"], "use --timesteps for the budget of other envs"),
-        (["--env", MAZE, "--train-mazes", "100"], "--train-mazes apply only"),
+        (["--timesteps", "1000"], "^--timesteps does not apply to the strict-maze pipeline"),
+        (["--eval-samples", "8", "--env-kwargs", "a=1"], "^--eval-samples, --env-kwargs do not apply"),
+        (["--train-start-states", "8"], "--train-start-states does not apply"),
+        (["--env", MAZE, "--updates", "10"], "^--updates applies only to the strict-maze pipeline"),
+        (["--env", MAZE, "--compare", "grpo"], "^--compare applies only .* use --timesteps for the budget of other envs"),
+        (["--env", MAZE, "--train-mazes", "100", "--updates", "3"], "^--updates, --train-mazes apply only"),
     ]:
         with pytest.raises(ValueError, match=match):
             train(parser.parse_args([*argv, *log_dir]))
@@ -224,3 +225,69 @@ def test_config_without_a_file_is_the_packaged_zoo_config() -> None:
     assert "env_wrapper" not in hyperparams  # maxrl-train adds StartStateWrapper itself
     with pytest.raises(ValueError, match="no such file"):
         resolve_hyperparams(parser.parse_args(["--config", "missing.yml"]))
+
+
+TINY_RUN = ["--timesteps", "200", "--n-envs", "2", "--group-size", "2", "--n-groups", "2", "--eval-freq", "0"]
+TINY_RUN += ["--eval-start-states", "2", "--eval-samples", "2", "--no-progress", "--verbose", "0"]
+
+
+def test_a_raw_minigrid_id_trains_from_the_cli_and_deploys_on_the_raw_env(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from sb3_maxrl_envs import encode_observation, make_minigrid
+
+    env_id = "MiniGrid-Empty-5x5-v0"
+    main(["--env", env_id, *TINY_RUN, "--log-dir", str(tmp_path / "runs")])
+    run_dir = tmp_path / "runs" / "MaxRL_1"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env"] == env_id and summary["num_timesteps"] >= 200 and set(summary["eval"]) >= {"pass@1", "pass@2"}
+    model = MaxRL.load(run_dir / "model.zip")
+    task = make_minigrid(env_id)
+    assert model.observation_space == task.observation_space and model.action_space == task.action_space
+    # deployment: an observation of the raw env, encoded, is the task's observation
+    raw_observation, _ = gym.make(env_id).reset(seed=3)
+    task_observation, _ = task.reset(seed=3)
+    assert np.array_equal(encode_observation(raw_observation), task_observation)
+    assert (
+        model.predict(encode_observation(raw_observation), deterministic=True)[0]
+        == model.predict(task_observation, deterministic=True)[0]
+    )
+
+
+def test_the_minigrid_wrapper_id_takes_its_env_id_from_env_kwargs(tmp_path: Path) -> None:
+    argv = ["--env", "MaxRL/MiniGrid-v0", "--env-kwargs", "env_id=MiniGrid-Empty-5x5-v0", "nav_actions=true", *TINY_RUN]
+    main([*argv, "--log-dir", str(tmp_path / "runs")])
+    run_dir = tmp_path / "runs" / "MaxRL_1"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["hyperparams"]["env_kwargs"] == {"env_id": "MiniGrid-Empty-5x5-v0", "nav_actions": True}
+    assert MaxRL.load(run_dir / "model.zip").action_space.n == 3  # nav_actions reached the env
+    with pytest.raises(ValueError, match="not KEY=VALUE"):
+        resolve_hyperparams(build_parser().parse_args(["--env", "MaxRL/MiniGrid-v0", "--env-kwargs", "env_id"]))
+
+
+def test_a_minigrid_config_entry_becomes_env_kwargs() -> None:
+    args = build_parser().parse_args(["--config", "--env", "MiniGrid-Empty-Random-5x5-v0"])
+    hyperparams = resolve_hyperparams(args)
+    assert hyperparams["env_kwargs"] == {"nav_actions": True} and "env_wrapper" not in hyperparams
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_an_env_with_start_state_identities_trains_on_seeds_disjoint_from_the_held_out_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sb3_maxrl.cli import train as train_module
+    from sb3_maxrl.common.env_ids import make_env
+
+    # the README's command on a perfect maze: no start_state_key warning, because the training set is held out
+    monkeypatch.setattr(train_module, "DEFAULT_TRAIN_START_STATES", 40)
+    main(["--env", MAZE, *TINY_RUN, "--log-dir", str(tmp_path / "runs")])
+    run_dir = tmp_path / "runs" / "MaxRL_1"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["hyperparams"]["train_seeds"] == "40 start seeds disjoint from the held-out ones"
+    model = MaxRL.load(run_dir / "model.zip")
+    assert model.train_seeds is not None and len(model.train_seeds) == 40
+    maze = make_env(MAZE).unwrapped
+    held_out = {maze.start_state_key(seed) for seed in sb3_maxrl.default_eval_seeds(2)}
+    assert not held_out & {maze.start_state_key(seed) for seed in model.train_seeds}
+    main(["--env", MAZE, *TINY_RUN, "--train-start-states", "8", "--log-dir", str(tmp_path / "runs")])
+    assert len(MaxRL.load(tmp_path / "runs" / "MaxRL_2" / "model.zip").train_seeds) == 8

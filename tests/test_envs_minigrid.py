@@ -170,3 +170,32 @@ def test_minigrid_cnn_rejects_unusable_spaces() -> None:
         MiniGridCNN(gym.spaces.Box(0, 1, (25, 3, 3), np.float32))
     with pytest.raises(ValueError, match="channels-last"):
         MiniGridCNN(gym.spaces.Box(0, 255, (7, 7, 3), np.uint8))
+
+
+@pytest.mark.parametrize("obs", ["flat", "onehot", "image"])
+def test_encode_observation_is_the_wrapped_observation_single_and_batched(obs: str) -> None:
+    from sb3_maxrl_envs import encode_observation
+
+    env_id = "MiniGrid-DoorKey-5x5-v0"
+    raw, task = gym.make(env_id), make_minigrid(env_id, obs=obs)
+    for seed in (0, 1):
+        raw_observation, _ = raw.reset(seed=seed)
+        task_observation, _ = task.reset(seed=seed)
+        assert np.array_equal(encode_observation(raw_observation, obs), task_observation)
+    raw_observations = [raw.reset(seed=seed)[0] for seed in (2, 3)]
+    batch = {key: np.stack([o[key] for o in raw_observations]) for key in ("image", "direction")}
+    expected = np.stack([task.reset(seed=seed)[0] for seed in (2, 3)])
+    assert np.array_equal(encode_observation(batch, obs), expected)
+    with pytest.raises(ValueError, match="not an observation encoding"):
+        encode_observation(raw_observation, "pixels")
+
+
+def test_make_env_resolves_minigrid_ids_and_leaves_others_to_gymnasium() -> None:
+    from sb3_maxrl.common.env_ids import is_minigrid_id, make_env, task_wrapper
+
+    assert is_minigrid_id("MiniGrid-Empty-5x5-v0") and is_minigrid_id("BabyAI-GoToLocal-v0")
+    assert not is_minigrid_id("MaxRL/MiniGrid-v0") and task_wrapper("MaxRL/Maze-9x9-v0") is None
+    env = make_env("MiniGrid-Empty-5x5-v0", nav_actions=True)
+    assert env.action_space.n == 3 and env.observation_space == make_minigrid("MiniGrid-Empty-5x5-v0").observation_space
+    assert make_env("MaxRL/MiniGrid-v0", env_id="MiniGrid-Empty-5x5-v0").observation_space == env.observation_space
+    assert make_env("CartPole-v1").spec.id == "CartPole-v1"

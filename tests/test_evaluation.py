@@ -377,3 +377,20 @@ def test_held_out_layouts_reached_by_other_seeds_are_refused():
     callback = PassAtKEvalCallback(make_maze(size=5), eval_seeds=[10**6], n_samples=2, eval_freq=4, verbose=0)
     distinct_train.learn(10, callback=callback)
     assert callback.last_result is not None
+
+
+def test_evaluate_pass_at_k_on_a_raw_minigrid_id_is_its_binary_success_task() -> None:
+    from sb3_maxrl.common.env_ids import make_group_vec_env
+
+    env_id = "MiniGrid-Empty-5x5-v0"
+    model = MaxRL("MlpPolicy", env_id, group_size=2, n_groups=2, seed=0)  # the id as given, as in the README
+    th.manual_seed(0)  # the policy's samples
+    by_id = evaluate_pass_at_k(model, env_id, 3, 4, n_envs=2, seed=5)
+    th.manual_seed(0)
+    by_task = evaluate_pass_at_k(
+        model, make_vec_env(lambda: make_minigrid(env_id), 2, wrapper_class=StartStateWrapper), 3, 4, seed=5
+    )
+    assert by_id.pass_at_k == by_task.pass_at_k and np.array_equal(by_id.likelihoods, by_task.likelihoods)
+    assert np.array_equal(by_id.episode_lengths, by_task.episode_lengths)
+    venv = make_group_vec_env(env_id, 2)
+    assert venv.observation_space == model.observation_space and venv.num_envs == 2

@@ -324,3 +324,35 @@ def test_missing_zoo_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(sys, "argv", ["maxrl-zoo", "train", "--algo", "maxrl"])
     with pytest.raises(SystemExit, match=r"maxrl-zoo needs 'rl_zoo3', which is not installed: pip install \"sb3-maxrl\[zoo\]"):
         zoo_main()
+
+
+@pytest.mark.filterwarnings("error:This env declares start-state identities")
+def test_raw_minigrid_id_and_held_out_training_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a config entry for a raw MiniGrid id that wraps only in StartStateWrapper: the launcher adds wrap_minigrid
+    config = tmp_path / "minigrid.yml"
+    entry = "  n_envs: 2\n  n_timesteps: 64\n  policy: MlpPolicy\n  group_size: 2\n  n_groups: 2\n"
+    config.write_text(f"MiniGrid-Empty-5x5-v0:\n{entry}MaxRL/Maze-9x9-v0:\n{entry}")
+    common = ["-conf", str(config), "-f", str(tmp_path), "--seed", "0", "--num-threads", "1", "--eval-freq", "-1"]
+    run_zoo(["train", "--algo", "maxrl", "--env", "MiniGrid-Empty-5x5-v0", *common])
+    model = MaxRL.load(tmp_path / "maxrl" / "MiniGrid-Empty-5x5-v0_1" / "MiniGrid-Empty-5x5-v0.zip")
+    assert model.observation_space == sb3_maxrl_envs.make_minigrid("MiniGrid-Empty-5x5-v0").observation_space
+    # a maze (start_state_key) with pass@k evaluation: training seeds disjoint from the held-out mazes, no warning
+    pass_at_k_args = ["--pass-at-k-freq", "64", "--pass-at-k-start-states", "2", "--pass-at-k-samples", "2"]
+    run_zoo(["train", "--algo", "maxrl", "--env", "MaxRL/Maze-9x9-v0", *common, *pass_at_k_args])
+    capsys.readouterr()
+    model = MaxRL.load(tmp_path / "maxrl" / "MaxRL-Maze-9x9-v0_1" / "MaxRL-Maze-9x9-v0.zip")
+    assert model.train_seeds is not None and len(model.train_seeds) == 10_000
+    maze = gym.make("MaxRL/Maze-9x9-v0").unwrapped
+    held_out = {maze.start_state_key(seed) for seed in sb3_maxrl.default_eval_seeds(2)}
+    assert not held_out & {maze.start_state_key(seed) for seed in model.train_seeds[:500]}
+
+
+def test_with_start_state_wrapper_adds_the_minigrid_task_wrapper() -> None:
+    wrap_minigrid = "sb3_maxrl_envs.minigrid_wrappers.wrap_minigrid"
+    start = f"{StartStateWrapper.__module__}.StartStateWrapper"
+    assert _with_start_state_wrapper(None, "MiniGrid-Empty-5x5-v0") == [wrap_minigrid, start]
+    assert _with_start_state_wrapper([{wrap_minigrid: {"nav_actions": True}}], "MiniGrid-Empty-5x5-v0") == [
+        {wrap_minigrid: {"nav_actions": True}},
+        start,
+    ]
+    assert _with_start_state_wrapper(None, "MaxRL/Maze-9x9-v0") == [start]

@@ -23,8 +23,15 @@ from samples on held-out start states::
 
     maxrl-train --env MaxRL/Maze-9x9-v0
     maxrl-train --env MaxRL/Maze-9x9-v0 --estimator grpo --timesteps 200000 --eval-freq 50000
+    maxrl-train --env MiniGrid-DoorKey-5x5-v0          # a MiniGrid id: its flat binary-success task
+    maxrl-train --env MaxRL/MiniGrid-v0 --env-kwargs env_id=MiniGrid-Empty-5x5-v0 nav_actions=true
     maxrl-train --config --env MaxRL/Maze-13x13-v0     # the packaged zoo config's entry for the env
     maxrl-train --env MaxRL/Maze-9x9-v0 --config my_hyperparams.yml
+
+Env ids are resolved by ``sb3_maxrl.common.env_ids.make_env``, as ``MaxRL`` does: a MiniGrid or BabyAI id is
+``sb3_maxrl_envs.make_minigrid(env_id, **env_kwargs)``. An env that declares start-state identities
+(``start_state_key``, e.g. the perfect mazes, where two seeds can give one maze) trains on a finite set of
+``--train-start-states`` seeds disjoint by identity from the held-out ones, so evaluation stays held out.
 
 Settings come from, in increasing priority: the defaults (strict mazes: the recipe of the maze size; other envs:
 ``sb3_maxrl.MaxRL``'s defaults with this command's run settings, listed at the end), ``--config`` (a YAML file of
@@ -48,7 +55,6 @@ import gymnasium as gym
 import torch as th
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -61,10 +67,11 @@ from sb3_maxrl.common.callbacks import (
     StopTrainingOnMaxUpdates,
     UpdateProgressBarCallback,
 )
+from sb3_maxrl.common.env_ids import make_group_vec_env, task_wrapper
 from sb3_maxrl.common.estimators import ESTIMATORS
-from sb3_maxrl.common.evaluation import PassAtKResult
+from sb3_maxrl.common.evaluation import PassAtKResult, disjoint_train_seeds
 from sb3_maxrl.common.exact_evaluation import DEFAULT_EXACT_KS, ExactPassAtKResult
-from sb3_maxrl.common.start_states import StartStateWrapper
+from sb3_maxrl.common.start_states import default_eval_seeds, start_state_keys
 from sb3_maxrl.common.utils import signature_defaults
 from sb3_maxrl.maxrl import MaxRL
 from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
@@ -79,6 +86,8 @@ STRICT_MAZE_PREFIX = "MaxRL/StrictMaze-"
 RUN_DEFAULTS: dict[str, Any] = {"policy": "MlpPolicy", "n_timesteps": 300_000, "n_envs": 8}
 #: Held-out start states and samples per start state of the sampled evaluation (other envs)
 SAMPLED_EVAL_DEFAULTS = {"eval_start_states": 16, "eval_samples": 16}
+#: Training start seeds of an env that declares start-state identities, when ``--train-start-states`` is not given
+DEFAULT_TRAIN_START_STATES = 10_000
 #: ``--config`` without a file: the zoo config shipped with the package
 PACKAGED_CONFIG = CONFIG_DIR / "maxrl.yml"
 #: MaxRL's keyword arguments that are not hyperparameters of the run (summary.json leaves them out)
@@ -94,7 +103,7 @@ FLAG_TO_HYPERPARAM = {
 }
 #: Flags of the strict-maze pipeline only, and flags of the other envs only
 STRICT_MAZE_FLAGS = ("updates", "compare", "train_mazes", "base_target")
-OTHER_ENV_FLAGS = ("timesteps", "eval_samples", "vec_env")
+OTHER_ENV_FLAGS = ("timesteps", "eval_samples", "vec_env", "env_kwargs", "train_start_states")
 #: rl-baselines3-zoo keys that need the zoo's machinery
 ZOO_ONLY_KEYS = ("normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback")
 SUMMARY_FILE = "summary.json"
@@ -111,7 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"run settings of other envs: {RUN_DEFAULTS}; every other hyperparameter: sb3_maxrl.MaxRL's default",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium env id (default: {DEFAULT_ENV})")
+    parser.add_argument("--env", default=DEFAULT_ENV, help=f"gymnasium env id, MiniGrid ids included (default: {DEFAULT_ENV})")
+    parser.add_argument(
+        "--env-kwargs",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="keyword arguments of the env, values read as YAML (e.g. env_id=MiniGrid-Empty-5x5-v0 nav_actions=true); "
+        "not for strict mazes",
+    )
+    parser.add_argument(
+        "--train-start-states",
+        type=int,
+        help="train on this many start seeds (a finite set disjoint from the held-out start states, by identity where "
+        f"the env declares one); default: the infinite stream, or {DEFAULT_TRAIN_START_STATES} for an env that "
+        "declares start-state identities (start_state_key); not for strict mazes (--train-mazes)",
+    )
     defaults = {**signature_defaults(MaxRL), **RUN_DEFAULTS}
     strict = "strict mazes: the recipe's,"
     parser.add_argument("--estimator", choices=ESTIMATORS, help=f"advantage estimator (default: {defaults['estimator']})")
@@ -208,16 +231,18 @@ def check_flags(args: argparse.Namespace) -> None:
         given = [f"--{flag.replace('_', '-')}" for flag in OTHER_ENV_FLAGS if getattr(args, flag) is not None]
         if given:
             raise ValueError(
-                f"{', '.join(given)} do not apply to the strict-maze pipeline ({args.env}): its budget is --updates "
-                "(each update is n_groups x group_size complete episodes), its evaluation is exact (no samples) and "
-                "its VecEnv is StrictMazeVecEnv. Drop them, or pass another --env."
+                f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to the strict-maze pipeline "
+                f"({args.env}): its budget is --updates (each update is n_groups x group_size complete episodes), "
+                "its evaluation is exact (no samples), its VecEnv is StrictMazeVecEnv and its training mazes are "
+                "--train-mazes. Drop them, or pass another --env."
             )
     else:
         given = [f"--{flag.replace('_', '-')}" for flag in STRICT_MAZE_FLAGS if getattr(args, flag) is not None]
         if given:
             raise ValueError(
-                f"{', '.join(given)} apply only to the strict-maze pipeline (--env {STRICT_MAZE_PREFIX}9x9-v0, "
-                f"13x13 or 17x17), not to --env {args.env}: use --timesteps for the budget of other envs."
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to the strict-maze pipeline "
+                f"(--env {STRICT_MAZE_PREFIX}9x9-v0, 13x13 or 17x17), not to --env {args.env}: use --timesteps "
+                "for the budget of other envs."
             )
 
 
@@ -241,8 +266,10 @@ def load_config(path: str, env_id: str) -> dict[str, Any]:
             raise ValueError(f"{path} has no entry for --env {env_id}; its entries are {sorted(content)}.")
         content = content[env_id]
     hyperparams = dict(content)
-    if str(hyperparams.get("env_wrapper", "")).endswith("StartStateWrapper"):
-        del hyperparams["env_wrapper"]  # maxrl-train always adds it
+    env_kwargs = _env_kwargs_of_wrappers(hyperparams.get("env_wrapper"), env_id)
+    if env_kwargs is not None:
+        del hyperparams["env_wrapper"]  # maxrl-train adds StartStateWrapper, and make_env wraps a MiniGrid id
+        hyperparams["env_kwargs"] = {**env_kwargs, **hyperparams.get("env_kwargs", {})}
     unsupported = [key for key in ZOO_ONLY_KEYS if key in hyperparams]
     if unsupported:
         raise ValueError(f"{path}: {unsupported} need rl-baselines3-zoo; use maxrl-zoo, or drop them for maxrl-train.")
@@ -252,12 +279,52 @@ def load_config(path: str, env_id: str) -> dict[str, Any]:
     return hyperparams
 
 
+def _env_kwargs_of_wrappers(env_wrapper: Any, env_id: str) -> dict[str, Any] | None:
+    """
+    The env kwargs that stand for a zoo config's ``env_wrapper`` entry, if maxrl-train's own env making covers it.
+
+    :param env_wrapper: the entry: a name, ``{name: kwargs}`` or a list of them (None: no entry)
+    :param env_id: the env id
+    :return: ``{}`` for StartStateWrapper alone (maxrl-train adds it), the ``wrap_minigrid`` kwargs (those of
+        ``make_minigrid``) for a MiniGrid id, None for anything else (which needs rl-zoo3)
+    """
+    entries = [] if env_wrapper is None else env_wrapper if isinstance(env_wrapper, list) else [env_wrapper]
+    env_kwargs: dict[str, Any] = {}
+    for entry in entries:
+        name, kwargs = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
+        if str(name).endswith("StartStateWrapper"):
+            continue
+        if str(name).endswith("wrap_minigrid") and task_wrapper(env_id) is not None:
+            env_kwargs.update(kwargs or {})
+            continue
+        return None
+    return env_kwargs if env_wrapper is not None else None
+
+
+def parse_env_kwargs(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """
+    The ``--env-kwargs KEY=VALUE ...`` pairs as a dict, each value read as YAML (``true``, ``8``, ``0.5``, text).
+
+    :param pairs: the pairs given (None: none)
+    :return: the keyword arguments
+    :raises ValueError: for a pair without ``=``
+    """
+    env_kwargs: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--env-kwargs {pair!r} is not KEY=VALUE; e.g. --env-kwargs env_id=MiniGrid-Empty-5x5-v0.")
+        env_kwargs[key] = yaml.safe_load(value)
+    return env_kwargs
+
+
 def resolve_hyperparams(args: argparse.Namespace) -> dict[str, Any]:
     """
     The run settings of an env other than a strict maze, overridden by ``--config``, overridden by the flags given.
 
     :param args: the parsed command line
-    :return: ``n_timesteps``, ``n_envs``, ``policy`` and the MaxRL keyword arguments given (no MaxRL default)
+    :return: ``n_timesteps``, ``n_envs``, ``policy``, ``env_kwargs`` (if any) and the MaxRL keyword arguments given
+        (no MaxRL default)
     """
     hyperparams = dict(RUN_DEFAULTS)
     if args.config is not None:
@@ -266,6 +333,9 @@ def resolve_hyperparams(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, flag) is not None:
             hyperparams[key] = getattr(args, flag)
     hyperparams["n_timesteps"] = int(hyperparams["n_timesteps"])
+    env_kwargs = {**hyperparams.get("env_kwargs", {}), **parse_env_kwargs(args.env_kwargs)}
+    if env_kwargs:
+        hyperparams["env_kwargs"] = env_kwargs
     return hyperparams
 
 
@@ -391,13 +461,29 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     n_timesteps = hyperparams.pop("n_timesteps")
     n_envs = int(hyperparams.pop("n_envs"))
     policy = hyperparams.pop("policy")
+    env_kwargs = hyperparams.pop("env_kwargs", {})
     vec_env_cls = SubprocVecEnv if args.vec_env == "subproc" else DummyVecEnv
-    env = make_vec_env(args.env, n_envs=n_envs, seed=args.seed, wrapper_class=StartStateWrapper, vec_env_cls=vec_env_cls)
-    eval_env = make_vec_env(args.env, n_envs=n_envs, seed=args.seed, wrapper_class=StartStateWrapper, vec_env_cls=vec_env_cls)
-    model = MaxRL(policy, env, seed=args.seed, tensorboard_log=args.log_dir, device=args.device, **hyperparams)
+    env = make_group_vec_env(args.env, n_envs, args.seed, env_kwargs, vec_env_cls)
+    eval_env = make_group_vec_env(args.env, n_envs, args.seed, env_kwargs, vec_env_cls)
+    eval_seeds = default_eval_seeds(args.eval_start_states or SAMPLED_EVAL_DEFAULTS["eval_start_states"])
+    train_seeds = hyperparams.pop("train_seeds", None)
+    n_train = args.train_start_states
+    if train_seeds is None and n_train is None and start_state_keys(eval_env, eval_seeds[:1]) is not None:
+        n_train = DEFAULT_TRAIN_START_STATES  # the infinite stream could draw a held-out start state
+    if n_train is not None:
+        train_seeds = disjoint_train_seeds(eval_env, eval_seeds, n_train)
+    model = MaxRL(
+        policy,
+        env,
+        train_seeds=train_seeds,
+        seed=args.seed,
+        tensorboard_log=args.log_dir,
+        device=args.device,
+        **hyperparams,
+    )
     eval_callback = PassAtKEvalCallback(
         eval_env,
-        n_eval_start_states=args.eval_start_states or SAMPLED_EVAL_DEFAULTS["eval_start_states"],
+        eval_seeds=eval_seeds,
         n_samples=args.eval_samples or SAMPLED_EVAL_DEFAULTS["eval_samples"],
         eval_freq=max(args.eval_freq // n_envs, 1) if args.eval_freq > 0 else 0,
         verbose=args.verbose,
@@ -418,7 +504,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "num_timesteps": model.num_timesteps,
         "eval_num_timesteps": eval_callback.evaluations_timesteps[-1],
         "wall_time_s": round(wall_time, 2),
-        "hyperparams": {"policy": policy, "n_envs": n_envs, "n_timesteps": n_timesteps, **_maxrl_defaults(), **hyperparams},
+        "hyperparams": {
+            "policy": policy,
+            "n_envs": n_envs,
+            "n_timesteps": n_timesteps,
+            "env_kwargs": env_kwargs,
+            **_maxrl_defaults(),
+            **hyperparams,
+            "train_seeds": None if train_seeds is None else f"{len(train_seeds)} start seeds disjoint from the held-out ones",
+        },
         "maxrl_kwargs_given": sorted(hyperparams),
         "eval_start_states": len(eval_callback.eval_seeds),
         "eval_samples": eval_callback.n_samples,

@@ -31,7 +31,12 @@ rather than ``--n-jobs N`` (Optuna threads in one process, which share the GIL a
 While rl-zoo3 runs, its ``ExperimentManager`` is replaced by :class:`MaxRLExperimentManager`, which
 
 - wraps every env of a ``maxrl`` run in :class:`~sb3_maxrl.StartStateWrapper` when the config's
-  ``env_wrapper`` does not already (MaxRL chooses the start state of every episode);
+  ``env_wrapper`` does not already (MaxRL chooses the start state of every episode), and the env of a raw MiniGrid
+  or BabyAI id in ``wrap_minigrid`` first (flat observation, ``is_success``; the task ``MaxRL`` and ``maxrl-train``
+  make of the id, see :mod:`sb3_maxrl.common.env_ids`) when no entry wraps it already;
+- with ``--pass-at-k-freq`` on an env that declares start-state identities (``start_state_key``, e.g. the perfect
+  mazes), trains a ``maxrl`` run without ``train_seeds`` on ``--pass-at-k-train-start-states`` seeds (default
+  10000) disjoint by identity from the held-out ones, so the evaluation stays held out;
 - evaluates MiniGrid-based ``MaxRL/...`` envs (the mazes, ``MaxRL/MiniGrid-v0``) with sampled actions, as
   rl-zoo3 already does for raw MiniGrid ids: the pass rate of the sampling policy is what MaxRL optimizes,
   and a greedy maze policy can turn in place until the step budget runs out;
@@ -67,6 +72,7 @@ from torch import nn
 
 from sb3_maxrl import MaxRL, StartStateWrapper
 from sb3_maxrl.cli import CONFIG_DIR, MissingExtraError
+from sb3_maxrl.common.env_ids import task_wrapper
 
 try:
     import optuna
@@ -165,11 +171,22 @@ def _names_start_state_wrapper(entry: Any) -> bool:
     return isinstance(name, str) and name.rsplit(".", 1)[-1] == StartStateWrapper.__name__
 
 
-def _with_start_state_wrapper(env_wrapper: Any) -> list[Any]:
-    """The config's ``env_wrapper`` entry as a list that ends with ``StartStateWrapper`` (a new list)."""
+def _wrapper_name(entry: Any) -> str:
+    name = next(iter(entry)) if isinstance(entry, dict) else entry
+    return name.__name__ if callable(name) else str(name).rsplit(".", 1)[-1]
+
+
+def _with_start_state_wrapper(env_wrapper: Any, env_id: str | None = None) -> list[Any]:
+    """
+    The config's ``env_wrapper`` entry as a list that ends with ``StartStateWrapper`` (a new list), and, for a raw
+    MiniGrid id (``env_id``) whose entries do not wrap it already, begins with :func:`~sb3_maxrl.common.env_ids.task_wrapper`.
+    """
     wrappers = [] if env_wrapper is None else list(env_wrapper) if isinstance(env_wrapper, list) else [env_wrapper]
     if not any(_names_start_state_wrapper(entry) for entry in wrappers):
         wrappers.append(f"{StartStateWrapper.__module__}.{StartStateWrapper.__name__}")
+    wrap_task = None if env_id is None else task_wrapper(env_id)
+    if wrap_task is not None and not any(_wrapper_name(entry) == wrap_task.__name__ for entry in wrappers):
+        wrappers.insert(0, f"{wrap_task.__module__}.{wrap_task.__name__}")
     return wrappers
 
 
@@ -181,11 +198,14 @@ class PassAtKOptions:
     :param freq: evaluate every ``freq`` env steps (<= 0: no pass@k evaluation)
     :param n_start_states: held-out evaluation start states (``sb3_maxrl.default_eval_seeds``)
     :param n_samples: episodes per start state (pass@k for k = 1, 2, 4, ... up to it)
+    :param n_train_start_states: training start seeds of a ``maxrl`` run on an env that declares start-state
+        identities, disjoint by identity from the held-out ones (when the config gives no ``train_seeds``)
     """
 
     freq: int = -1
     n_start_states: int = 16
     n_samples: int = 16
+    n_train_start_states: int = 10_000
 
 
 def _pop_launcher_args(args: list[str]) -> tuple[PassAtKOptions, list[str]]:
@@ -194,8 +214,12 @@ def _pop_launcher_args(args: list[str]) -> tuple[PassAtKOptions, list[str]]:
     parser.add_argument("--pass-at-k-freq", type=int, default=PassAtKOptions.freq)
     parser.add_argument("--pass-at-k-start-states", type=int, default=PassAtKOptions.n_start_states)
     parser.add_argument("--pass-at-k-samples", type=int, default=PassAtKOptions.n_samples)
+    parser.add_argument("--pass-at-k-train-start-states", type=int, default=PassAtKOptions.n_train_start_states)
     known, rest = parser.parse_known_args(args)
-    return PassAtKOptions(known.pass_at_k_freq, known.pass_at_k_start_states, known.pass_at_k_samples), rest
+    options = PassAtKOptions(
+        known.pass_at_k_freq, known.pass_at_k_start_states, known.pass_at_k_samples, known.pass_at_k_train_start_states
+    )
+    return options, rest
 
 
 class _TrialNumber(int):
@@ -217,6 +241,8 @@ def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> t
             super().__init__(*args, **kwargs)
             if self.trial_id is not None:
                 self.trial_id = _TrialNumber(self.trial_id)
+            self.config_train_seeds = False  # whether the config gives MaxRL's train_seeds
+            self.extra_hyperparams: dict[str, Any] = {}  # train_seeds disjoint from the pass@k evaluation's
 
         @staticmethod
         def is_minigrid(env_id: str) -> bool:
@@ -230,7 +256,8 @@ def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> t
 
         def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
             if self.algo == ALGO_NAME:
-                hyperparams["env_wrapper"] = _with_start_state_wrapper(hyperparams.get("env_wrapper"))
+                self.config_train_seeds = "train_seeds" in hyperparams
+                hyperparams["env_wrapper"] = _with_start_state_wrapper(hyperparams.get("env_wrapper"), self.env_name.gym_id)
             processed = super()._preprocess_hyperparams(hyperparams)
             if self._eval_env_kwargs_args is None:
                 # rl-zoo3 gives the eval env the config's env_kwargs only when --env-kwargs is also given
@@ -241,6 +268,7 @@ def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> t
             super().create_callbacks()
             if options.freq > 0 and not self.optimize_hyperparameters:
                 from sb3_maxrl.common.callbacks import PassAtKEvalCallback
+                from sb3_maxrl.common.start_states import default_eval_seeds
 
                 env_wrapper = self.env_wrapper
                 if self.algo != ALGO_NAME:  # maxrl's envs have it already (_preprocess_hyperparams)
@@ -253,16 +281,25 @@ def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> t
                     eval_env = self.create_envs(self.n_envs, eval_env=True)
                 finally:
                     self.env_wrapper = saved_wrapper
+                eval_seeds = default_eval_seeds(options.n_start_states)
+                maxrl_stream = self.algo == ALGO_NAME and not self.config_train_seeds
+                self.extra_hyperparams = _held_out_train_seeds(
+                    eval_env, eval_seeds, options.n_train_start_states, maxrl_stream
+                )
                 self.callbacks.append(
                     PassAtKEvalCallback(
                         eval_env,
-                        n_eval_start_states=options.n_start_states,
+                        eval_seeds=eval_seeds,
                         n_samples=options.n_samples,
                         eval_freq=max(options.freq // self.n_envs, 1),
                         log_path=os.path.join(self.save_path, "pass_at_k"),
                         verbose=self.verbose,
                     )
                 )
+
+        def _preprocess_action_noise(self, hyperparams: dict[str, Any], *args: Any) -> dict[str, Any]:
+            # the last hook before the model is made from the hyperparameters
+            return {**super()._preprocess_action_noise(hyperparams, *args), **self.extra_hyperparams}
 
         def objective(self, trial: optuna.Trial) -> float:
             trial.set_user_attr("worker", worker_id())
@@ -273,6 +310,20 @@ def _make_experiment_manager_class(pass_at_k: PassAtKOptions | None = None) -> t
                 raise optuna.exceptions.TrialPruned() from error
 
     return MaxRLExperimentManager
+
+
+def _held_out_train_seeds(eval_env: Any, eval_seeds: list[int], n_train: int, maxrl_stream: bool) -> dict[str, Any]:
+    """
+    ``{"train_seeds": [...]}``, seeds disjoint by identity from the held-out ones, for a MaxRL run on the infinite
+    stream (``maxrl_stream``) of an env that declares start-state identities: the stream could draw a held-out start
+    state under another seed. Else ``{}``.
+    """
+    from sb3_maxrl.common.evaluation import disjoint_train_seeds
+    from sb3_maxrl.common.start_states import start_state_keys
+
+    if not maxrl_stream or start_state_keys(eval_env, eval_seeds[:1]) is None:
+        return {}
+    return {"train_seeds": disjoint_train_seeds(eval_env, eval_seeds, n_train)}
 
 
 @contextlib.contextmanager
@@ -361,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "usage: maxrl-zoo {train,optimize,enjoy} [rl-zoo3 arguments]\n"
             "  train     rl-zoo3's train.py with --algo maxrl available (and -conf defaulting to the packaged <algo>.yml);\n"
             "            launcher options: --pass-at-k-freq STEPS [--pass-at-k-start-states 16] [--pass-at-k-samples 16]\n"
+            "            [--pass-at-k-train-start-states 10000]\n"
             "  optimize  train with -optimize: an Optuna search with sb3_maxrl.cli.zoo.sample_maxrl_params; workers on\n"
             "            several machines fill one study given the same --storage (*.log or DB URL) and --study-name\n"
             "  enjoy     rl-zoo3's enjoy.py (add --no-render on a headless machine)\n"
@@ -386,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "  --pass-at-k-freq STEPS         log eval/pass@k every STEPS env steps and at the end (default: off)\n"
                 "  --pass-at-k-start-states N     held-out start states of that evaluation (default: 16)\n"
                 "  --pass-at-k-samples N          episodes per start state, pass@k for k = 1, 2, 4, .. N (default: 16)\n"
+                "  --pass-at-k-train-start-states N  maxrl on an env with start_state_key: training seeds disjoint\n"
+                "                                 from the held-out ones (default: 10000)\n"
             )
         rest = _train_args(rest)
         if command == "optimize" and "-optimize" not in rest and "--optimize-hyperparameters" not in rest:

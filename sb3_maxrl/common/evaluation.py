@@ -13,10 +13,11 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.env_util import is_wrapped, make_vec_env
+from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
+from sb3_maxrl.common.env_ids import make_group_vec_env
 from sb3_maxrl.common.estimators import symmetric_means
 from sb3_maxrl.common.group_rollouts import StartStateCheck, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
@@ -26,6 +27,7 @@ from sb3_maxrl.common.start_states import (
     check_episode_noise,
     default_eval_seeds,
     start_state_control,
+    start_state_keys,
 )
 from sb3_maxrl.common.utils import check_positive_int
 
@@ -166,7 +168,8 @@ def make_eval_vec_env(env: gym.Env | VecEnv | str, n_envs: int = 8, seed: int | 
     """
     A VecEnv with start-state control for :func:`evaluate_pass_at_k`.
 
-    :param env: an env id (``n_envs`` copies are made), a gym.Env (wrapped in one DummyVecEnv slot) or a VecEnv
+    :param env: an env id (``n_envs`` copies of :func:`~sb3_maxrl.common.env_ids.make_env`'s task: a MiniGrid id
+        is its binary-success task), a gym.Env (wrapped in one DummyVecEnv slot) or a VecEnv
         with start-state control: its envs wrapped in ``StartStateWrapper`` (a DummyVecEnv's envs are wrapped
         here), or a native ``StartStateVecEnv`` (returned as is)
     :param n_envs: copies of an env id
@@ -175,7 +178,7 @@ def make_eval_vec_env(env: gym.Env | VecEnv | str, n_envs: int = 8, seed: int | 
     :return: the VecEnv
     """
     if isinstance(env, str):
-        return make_vec_env(env, n_envs=n_envs, seed=seed, wrapper_class=StartStateWrapper)
+        return make_group_vec_env(env, n_envs=n_envs, seed=seed)
     if isinstance(env, VecEnv):
         native = env.unwrapped
         if isinstance(native, DummyVecEnv):
@@ -185,6 +188,38 @@ def make_eval_vec_env(env: gym.Env | VecEnv | str, n_envs: int = 8, seed: int | 
     if not is_wrapped(env, StartStateWrapper):
         env = StartStateWrapper(env)
     return DummyVecEnv([lambda: env])
+
+
+def disjoint_train_seeds(venv: VecEnv, eval_seeds: Sequence[int], n_train: int, first_seed: int = 0) -> list[int]:
+    """
+    A finite training set of ``n_train`` start seeds whose start states are not held-out ones: the seeds from
+    ``first_seed`` upwards, without the evaluation seeds and, where the env declares start-state identities
+    (``start_state_key``, e.g. a maze's layout), without seeds that reset to a held-out start state.
+
+    For ``MaxRL(train_seeds=...)``: the infinite stream of an env with identities may draw a held-out start state
+    under another seed, which ``PassAtKEvalCallback`` warns about.
+
+    :param venv: a VecEnv with start-state control (see :func:`make_eval_vec_env`); its first env is reset
+    :param eval_seeds: the held-out start seeds
+    :param n_train: the number of training seeds
+    :param first_seed: the smallest candidate seed
+    :return: the training seeds, in increasing order
+    """
+    check_positive_int("n_train", n_train, "training start seeds")
+    held_out_seeds = {int(s) for s in eval_seeds}
+    keys_of_held_out = start_state_keys(venv, sorted(held_out_seeds))
+    held_out_keys = None if keys_of_held_out is None else set(keys_of_held_out)
+    train_seeds: list[int] = []
+    candidate = int(first_seed)
+    while len(train_seeds) < n_train:
+        seeds = [s for s in range(candidate, candidate + n_train - len(train_seeds)) if s not in held_out_seeds]
+        candidate += n_train
+        if held_out_keys is not None:
+            keys = start_state_keys(venv, seeds)
+            assert keys is not None
+            seeds = [s for s, key in zip(seeds, keys, strict=True) if key not in held_out_keys]
+        train_seeds.extend(seeds)
+    return train_seeds
 
 
 def evaluate_pass_at_k(
@@ -211,7 +246,8 @@ def evaluate_pass_at_k(
     Episodes of all start states share the VecEnv's slots, as in training.
 
     :param model: the trained model (MaxRL, PPO, ...)
-    :param env: an env id, a gym.Env or a VecEnv of ``StartStateWrapper``-wrapped envs (see ``make_eval_vec_env``)
+    :param env: an env id (a MiniGrid id is its binary-success task, as in ``MaxRL``), a gym.Env or a VecEnv of
+        ``StartStateWrapper``-wrapped envs (see ``make_eval_vec_env``)
     :param start_seeds: the evaluation start seeds, or how many of ``default_eval_seeds`` (disjoint from training)
     :param n_samples: episodes per start state
     :param ks: the ks of pass@k, each in ``[1, n_samples]``; None for ``geometric_ks(n_samples)``

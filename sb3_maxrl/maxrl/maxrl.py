@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 import warnings
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
@@ -21,6 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from sb3_maxrl.common.buffers import GroupRolloutBuffer, GroupRolloutSamples
+from sb3_maxrl.common.env_ids import make_env
 from sb3_maxrl.common.estimators import BaselineName, EstimatorName, check_estimator_args, group_advantages, loo_weights
 from sb3_maxrl.common.group_rollouts import StartStateCheck, StepRecord, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
@@ -102,6 +104,7 @@ class MaxRL(OnPolicyAlgorithm):
     :param seed: Seed for the pseudo random generators and the start-state stream
     :param device: Device (cpu, cuda, ...) on which the code should be run ("auto": cuda if available)
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param ppo_only_kwargs: refused with what to use instead (PPO's ``n_steps``, ``gamma``, ... have no meaning here)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -139,7 +142,10 @@ class MaxRL(OnPolicyAlgorithm):
         seed: int | None = None,
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
+        **ppo_only_kwargs: Any,
     ):
+        if ppo_only_kwargs:
+            raise TypeError(_ppo_only_message(ppo_only_kwargs, n_groups, group_size))
         check_estimator_args(estimator, truncation, group_size, baseline)
         check_positive_int("n_groups", n_groups, "one update needs at least one start state")
         check_positive_int("n_epochs", n_epochs, "use n_epochs=1 for the paper's fully on-policy update")
@@ -154,8 +160,8 @@ class MaxRL(OnPolicyAlgorithm):
         check_episode_noise(episode_noise)
         if start_state_check not in ("raise", "warn", "off"):
             raise ValueError(f"start_state_check must be 'raise', 'warn' or 'off', got {start_state_check!r}.")
-        if isinstance(env, str) and env.startswith(("MiniGrid-", "BabyAI-")):
-            env = _make_minigrid_task(env)
+        if isinstance(env, str):
+            env = make_env(env)  # a MiniGrid id becomes a binary-success task (sb3_maxrl.common.env_ids)
         # OnPolicyAlgorithm's rollout arguments do not apply to MaxRL, whose update is a number of complete episodes
         # (collect_rollouts) with per-episode advantages (no discounting, no GAE, no critic): n_steps, gamma,
         # gae_lambda and vf_coef get neutral values that nothing reads (sb3-contrib's ARS and TRPO do the same).
@@ -196,6 +202,7 @@ class MaxRL(OnPolicyAlgorithm):
         self.start_state_check = start_state_check
         self.start_states: StartStateStream | None = None
         self._one_step_batch: OneStepBatch | None = None  # the last update's groups, on a one-step task
+        self._collection_start = 0.0  # perf_counter() when the last collect_rollouts started
         if self.env is not None:
             self._check_group_env(self.env)
         if _init_setup_model and getattr(self, "observation_space", None) is not None:
@@ -287,6 +294,7 @@ class MaxRL(OnPolicyAlgorithm):
         :return: True if the update's episodes were all collected, False if a callback stopped training
         """
         assert self.start_states is not None
+        self._collection_start = time.perf_counter()
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         callback.on_rollout_start()
@@ -405,6 +413,7 @@ class MaxRL(OnPolicyAlgorithm):
             self.n_skipped_updates += 1
             self.logger.record("train/skipped_zero_advantage", 1)
             self.logger.record("train/n_skipped_updates", self.n_skipped_updates)
+            self._record_useful_rate(n_steps)
             return
         self.logger.record("train/skipped_zero_advantage", 0)
         self.logger.record("train/n_skipped_updates", self.n_skipped_updates)
@@ -446,6 +455,12 @@ class MaxRL(OnPolicyAlgorithm):
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self._record_useful_rate(n_steps)
+
+    def _record_useful_rate(self, n_useful_steps: int) -> None:
+        """Log the env steps that entered this update's gradient per second of its collection and update."""
+        elapsed = time.perf_counter() - self._collection_start
+        self.logger.record("rollout/useful_steps_per_second", n_useful_steps / max(elapsed, 1e-9))
 
     def _episode_losses(
         self, batch: GroupRolloutSamples, clip_range: float | None, n_steps: int, n_episodes: int
@@ -498,11 +513,34 @@ class MaxRL(OnPolicyAlgorithm):
         )
 
 
-def _make_minigrid_task(env_id: str) -> GymEnv:
-    """A MiniGrid/BabyAI id as a binary-success task (flat observation, ``info["is_success"]``)."""
-    from sb3_maxrl_envs import make_minigrid
+#: PPO's arguments that MaxRL does not take, and why
+_PPO_ONLY_ARGUMENTS = {
+    "n_steps": "an update is n_groups x group_size complete episodes, not a number of steps",
+    "gamma": "advantages are per episode, from the group's likelihoods (no discounting)",
+    "gae_lambda": "advantages are per episode, from the group's likelihoods (no GAE, no critic)",
+    "vf_coef": "there is no critic (no value loss)",
+    "clip_range_vf": "there is no critic (no value loss)",
+    "normalize_advantage": "the estimator fixes the advantages' scale (estimator='grpo' normalizes per group)",
+    "target_kl": "use clip_range, or n_epochs=1 for the paper's on-policy update",
+    "use_sde": "gSDE exploration is not supported",
+    "sde_sample_freq": "gSDE exploration is not supported",
+}
 
-    return make_minigrid(env_id)
+
+def _ppo_only_message(kwargs: dict[str, Any], n_groups: int, group_size: int) -> str:
+    """The error for keyword arguments MaxRL does not take, with why for PPO's."""
+    reasons = [f"{name} ({_PPO_ONLY_ARGUMENTS[name]})" for name in kwargs if name in _PPO_ONLY_ARGUMENTS]
+    unknown = [name for name in kwargs if name not in _PPO_ONLY_ARGUMENTS]
+    parts = []
+    if reasons:
+        parts.append(
+            f"MaxRL does not take PPO's {'; '.join(reasons)}. One update is n_groups x group_size episodes "
+            f"(now {n_groups} x {group_size}): set the update's size with n_groups and group_size, and the budget "
+            "with learn(total_timesteps)."
+        )
+    if unknown:
+        parts.append(f"MaxRL.__init__() got unexpected keyword arguments {unknown}; see help(sb3_maxrl.MaxRL).")
+    return " ".join(parts)
 
 
 def _add_start_state_wrappers(venv: VecEnv) -> None:
