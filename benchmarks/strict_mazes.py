@@ -225,6 +225,25 @@ def choose(frame: pd.DataFrame, method: str, updates: Sequence[str], split: str 
     return dict(zip(keys, best, strict=True))
 
 
+def choose_family_update(frame: pd.DataFrame, methods: Sequence[str]) -> str:
+    """The reuse update of the whole critic-free family: the one whose per-method best validation scores are lowest on
+    average, so every estimator of a comparison runs the same update options."""
+    family = [m for m in methods if m != "ppo"]
+
+    def family_score(update: str) -> float:
+        return float(np.mean([validation_score_of(frame, m, choose(frame, m, (update,))) for m in family]))
+
+    tuned = [u for u in ("reuse", "reuse-mb") if u in set(frame.loc[frame["method"].isin(family), "update"])]
+    return min(tuned, key=family_score)
+
+
+def validation_score_of(frame: pd.DataFrame, method: str, settings: dict[str, Any]) -> float:
+    runs = frame[(frame["method"] == method) & (frame["split"] == "validation")]
+    for key, value in settings.items():
+        runs = runs[runs[key] == value]
+    return float((runs["final_neg_log_pass@1"] + runs["final_neg_log_pass@64"]).mean())
+
+
 def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
     template = Run(
         size=args.size,
@@ -244,15 +263,18 @@ def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
             replace(template, method=m, update=u, learning_rate=lr, group_size=tune_n, n_groups=tune_g)
             for m in args.methods
             if m != "ppo"
-            for u in ("reuse", "reuse-mb")
+            for u in args.updates
             for lr in args.learning_rates
         ]
-        ppo = [replace(template, method="ppo", update=u, learning_rate=lr) for u in PPO_UPDATES for lr in args.learning_rates]
-        return family + (ppo if "ppo" in args.methods else [])
+        ppo = [
+            replace(template, method="ppo", update=u, learning_rate=lr) for u in args.ppo_updates for lr in args.learning_rates
+        ]
+        return (ppo if "ppo" in args.methods else []) + family  # the longest runs first
     if args.stage == "splits":
         runs = []
+        update = choose_family_update(frame[frame["split_nxg"].isin([args.tune_split, "-"])], args.methods)
         for method in (m for m in args.methods if m != "ppo"):
-            best = choose(frame, method, ("reuse", "reuse-mb"), split=args.tune_split)
+            best = choose(frame, method, (update,), split=args.tune_split)
             runs += [
                 replace(template, method=method, update=best["update"], learning_rate=best["learning_rate"],
                         group_size=parse_split(s)[0], n_groups=parse_split(s)[1])
@@ -261,6 +283,7 @@ def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
         return runs
     if args.stage == "final":
         runs = []
+        update = choose_family_update(frame, args.methods) if any(m != "ppo" for m in args.methods) else ""
         for seed in args.final_seeds:
             for method in args.methods:
                 if method == "ppo":
@@ -268,7 +291,7 @@ def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
                     runs.append(replace(template, method="ppo", update=best["update"], learning_rate=best["learning_rate"],
                                         seed=seed, split="test"))
                     continue
-                best = choose(frame, method, ("reuse", "reuse-mb"))
+                best = choose(frame, method, (update,))
                 runs.append(replace(template, method=method, seed=seed, split="test", update=best["update"],
                                     learning_rate=best["learning_rate"], group_size=int(best["group_size"]),
                                     n_groups=int(best["n_groups"])))
@@ -365,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", default=[*FAMILY, "ppo"])
     parser.add_argument("--learning-rates", nargs="+", type=float, default=list(TUNE_LEARNING_RATES))
     parser.add_argument("--tune-split", default="4x64", help="NxG of the tuning stage")
+    parser.add_argument("--updates", nargs="+", default=["reuse", "reuse-mb"], choices=("reuse", "reuse-mb"),
+                        help="tune: the reuse updates of the family's grid")
+    parser.add_argument("--ppo-updates", nargs="+", default=list(PPO_UPDATES), choices=list(PPO_UPDATES),
+                        help="tune: PPO's update options (as many grid points as each critic-free method's)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS))
     parser.add_argument("--final-seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5], help="not the tuning seed 0")
     parser.add_argument("--paper-update", action="store_true", help="final: also the paper's one-step update")
