@@ -23,7 +23,7 @@ extensions = [
     "_ext.estimator_table",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "_generated_api_stale"]
+exclude_patterns = ["_build"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
@@ -37,4 +37,3 @@ autosummary_generate = True
 
 html_theme = "sphinx_rtd_theme"
 html_title = f"sb3-maxrl {release}"
-html_static_path: list[str] = []
