@@ -115,8 +115,9 @@ def run_one(
     sgd_lr: float = 0.5,
 ) -> tuple[list[dict], float]:
     """Train one run; evaluate ``per_epoch`` times per pass over the training images (epoch 0 = initial policy)."""
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+    from sb3_maxrl.common.callbacks import EveryNUpdates
     from sb3_maxrl_envs.classification import DigitsTask
 
     test_task = DigitsTask("test")
@@ -147,19 +148,15 @@ def run_one(
         cross_entropy_updates(model, n_updates, after_update)
     else:
 
-        class AfterUpdate(BaseCallback):
+        class SampledGuesses(BaseCallback):
             def _on_step(self) -> bool:  # once per update on a one-step task: its sampled guesses
                 likelihoods = self.locals["likelihoods"]
                 state["likelihood_sum"] += float(likelihoods.sum())
                 state["likelihood_n"] += likelihoods.size
                 return True
 
-            def _on_rollout_start(self) -> None:  # the previous update is trained
-                if self.model.num_timesteps > 0:
-                    after_update()
-
-        model.learn(n_updates * G * group_size, callback=AfterUpdate())
-        after_update()  # the last update
+        every_update = EveryNUpdates(1, lambda model, updates: after_update())
+        model.learn(n_updates * G * group_size, callback=CallbackList([SampledGuesses(), every_update]))
     return rows, time.perf_counter() - t0
 
 

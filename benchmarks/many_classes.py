@@ -116,7 +116,7 @@ def evaluate(model, task) -> dict[str, float]:
 
 def run(task, method: str, optimizer: str, seed: int, n_updates: int, eval_every: int, cosine: bool) -> list[dict]:
     """Train one run; evaluate every ``eval_every`` updates (update 0 = the initial policy)."""
-    from stable_baselines3.common.callbacks import BaseCallback
+    from sb3_maxrl.common.callbacks import EveryNUpdates
 
     model = make_model(task, method, optimizer, seed, cosine)
     rows: list[dict] = []
@@ -132,18 +132,10 @@ def run(task, method: str, optimizer: str, seed: int, n_updates: int, eval_every
             record(done)
             cross_entropy_updates(model, task, min(eval_every, n_updates - done), n_updates, done)
     else:
-
-        class Evaluation(BaseCallback):
-            def _on_step(self) -> bool:
-                return True
-
-            def _on_rollout_start(self) -> None:  # the previous update is trained
-                updates = self.model.num_timesteps // (BATCH * self.model.group_size)
-                if updates % eval_every == 0:
-                    record(updates)
-
-        model.learn(n_updates * BATCH * model.group_size, callback=Evaluation())
-    record(n_updates)
+        evaluation = EveryNUpdates(eval_every, lambda model, updates: record(updates), at_training_start=True)
+        model.learn(n_updates * BATCH * model.group_size, callback=evaluation)
+    if not rows or rows[-1]["update"] != n_updates:  # EveryNUpdates records the last update itself
+        record(n_updates)
     return rows
 
 

@@ -166,8 +166,9 @@ def _metrics(task, x, y, mu, var, s) -> dict[str, float]:
 
 
 def run_one(noise: str, method: str, seed: int, args, x_test, y_test) -> tuple[list[dict], dict]:
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+    from sb3_maxrl.common.callbacks import EveryNUpdates
     from sb3_maxrl.common.start_states import StartStateStream
 
     task = make_task(noise)
@@ -198,17 +199,15 @@ def run_one(noise: str, method: str, seed: int, args, x_test, y_test) -> tuple[l
                 metrics = evaluate_rl(model, task, x_test, y_test)
                 curve.append({"update": updates, "train_pass_rate": pass_rates[-1], **metrics})
 
-        class Evaluation(BaseCallback):
+        class SampledPredictions(BaseCallback):
             def _on_step(self) -> bool:  # once per update on a one-step task: its sampled predictions
                 pass_rates.append(float(self.locals["likelihoods"].mean()))
                 return True
 
-            def _on_rollout_start(self) -> None:  # the previous update is trained
-                if pass_rates:
-                    record(len(pass_rates))
-
-        model.learn(args.updates * args.n_groups * args.group_size, callback=Evaluation())
-        record(len(pass_rates))
+        every_update = EveryNUpdates(1, lambda model, updates: record(updates))
+        model.learn(
+            args.updates * args.n_groups * args.group_size, callback=CallbackList([SampledPredictions(), every_update])
+        )
     wall = time.perf_counter() - t0
     final = {**curve[-1], "wall_s": wall}
     return curve, final

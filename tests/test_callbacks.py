@@ -168,3 +168,41 @@ def test_sampled_callback_can_evaluate_when_training_starts() -> None:
     assert callback.evaluations_timesteps == [0, model.num_timesteps]
     for result in callback.results:
         assert 0 <= result.pass_at_k[1] <= result.pass_at_k[2] <= result.pass_at_k[4] <= 1
+
+
+def test_every_n_updates_fires_after_each_trained_update_and_at_the_end() -> None:
+    from stable_baselines3 import PPO
+
+    from sb3_maxrl.common.callbacks import EveryNUpdates, StopTrainingOnMaxUpdates
+
+    # MaxRL: ent_coef > 0, so no update is skipped and each train() adds n_epochs to _n_updates
+    model = MaxRL("MlpPolicy", "MiniGrid-Empty-5x5-v0", group_size=2, n_groups=1, n_epochs=2, ent_coef=0.01, seed=0)
+    seen: list[tuple[int, int]] = []
+    every = EveryNUpdates(3, lambda m, updates: seen.append((updates, m._n_updates)), at_training_start=True)
+    model.learn(2**40, callback=CallbackList([StopTrainingOnMaxUpdates(7), every]))
+    assert seen == [(0, 0), (3, 6), (6, 12), (7, 14)]  # the function sees each update trained, and the last one
+
+    # a child callback, any OnPolicyAlgorithm (PPO: an update is n_steps x n_envs steps), and stopping by returning False
+    class Count(BaseCallback):
+        def _on_step(self) -> bool:
+            seen.append((self.parent.n_updates, self.model._n_updates))
+            return True
+
+    seen.clear()
+    ppo = PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, n_epochs=1, seed=0)
+    ppo.learn(16 * 5, callback=EveryNUpdates(2, callback=Count()))
+    assert seen == [(2, 2), (4, 4), (5, 5)]
+    ppo.learn(16 * 5, callback=EveryNUpdates(2, lambda m, updates: False))
+    assert ppo.num_timesteps == 16 * 2 + 1  # stopped at the first step after update 2 (SB3 counts that step)
+    with pytest.raises(ValueError, match="n_updates must be an int >= 1"):
+        EveryNUpdates(0, print)
+    with pytest.raises(ValueError, match="needs a function"):
+        EveryNUpdates(1)
+
+
+def test_pass_at_k_callback_takes_a_raw_minigrid_id() -> None:
+    env_id = "MiniGrid-Empty-5x5-v0"
+    model = MaxRL("MlpPolicy", env_id, group_size=2, n_groups=1, seed=0)
+    callback = PassAtKEvalCallback(env_id, n_eval_start_states=2, n_samples=2, eval_freq=0, n_envs=2, verbose=0)
+    model.learn(1, callback=callback)
+    assert callback.last_result is not None and set(callback.last_result.pass_at_k) == {1, 2}

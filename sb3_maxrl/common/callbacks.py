@@ -4,6 +4,8 @@ training budget counted in updates.
 - :class:`PassAtKEvalCallback`: pass@k estimated from ``n_samples`` episodes per held-out start state;
 - :class:`ExactPassAtKEvalCallback`: exact pass@k, where a task can compute each start state's success probability
   (for the strict mazes: :func:`sb3_maxrl_envs.strict_maze.exact_pass_at_k`), with no sampling noise;
+- :class:`EveryNUpdates`: run a function or a child callback after every n-th update (its ``train()`` done) and
+  after the last one, as SB3's ``EveryNTimesteps`` does every n timesteps;
 - :class:`StopTrainingOnMaxUpdates` and :class:`UpdateProgressBarCallback`: a budget of updates (MaxRL's unit: an
   update is a number of complete episodes, not of steps) and its progress bar.
 """
@@ -56,6 +58,7 @@ class BasePassAtKEvalCallback(EventCallback, Generic[ResultT]):
 
     def __init__(
         self,
+        *,
         ks: Sequence[int],
         eval_freq: int,
         best_metric: str,
@@ -251,16 +254,16 @@ class PassAtKEvalCallback(BasePassAtKEvalCallback[PassAtKResult]):
         for k in ks:
             pass_at_k(n_samples, 0, k)  # a k > n_samples fails here, not after training started
         super().__init__(
-            ks,
-            eval_freq,
-            best_metric,
-            best_model_save_path,
-            log_path,
-            eval_at_training_start,
-            eval_at_training_end,
-            callback_on_new_best,
-            callback_after_eval,
-            verbose,
+            ks=ks,
+            eval_freq=eval_freq,
+            best_metric=best_metric,
+            best_model_save_path=best_model_save_path,
+            log_path=log_path,
+            eval_at_training_start=eval_at_training_start,
+            eval_at_training_end=eval_at_training_end,
+            callback_on_new_best=callback_on_new_best,
+            callback_after_eval=callback_after_eval,
+            verbose=verbose,
         )
         self.eval_seeds = eval_seeds
         self.n_samples = n_samples
@@ -368,16 +371,16 @@ class ExactPassAtKEvalCallback(BasePassAtKEvalCallback[ExactPassAtKResult]):
         for k in ks:
             check_positive_int("k", k, f"every k of pass@k, in ks={ks!r}")
         super().__init__(
-            ks,
-            eval_freq,
-            best_metric,
-            best_model_save_path,
-            log_path,
-            eval_at_training_start,
-            eval_at_training_end,
-            callback_on_new_best,
-            callback_after_eval,
-            verbose,
+            ks=ks,
+            eval_freq=eval_freq,
+            best_metric=best_metric,
+            best_model_save_path=best_model_save_path,
+            log_path=log_path,
+            eval_at_training_start=eval_at_training_start,
+            eval_at_training_end=eval_at_training_end,
+            callback_on_new_best=callback_on_new_best,
+            callback_after_eval=callback_after_eval,
+            verbose=verbose,
         )
         self.evaluate_exact = evaluate
 
@@ -406,6 +409,85 @@ class ExactPassAtKEvalCallback(BasePassAtKEvalCallback[ExactPassAtKResult]):
         if all(r.expected_lengths is not None for r in self.results):
             arrays["expected_lengths"] = np.array([r.expected_lengths for r in self.results])
         return arrays
+
+
+#: ``function(model, n_updates) -> bool | None`` of :class:`EveryNUpdates`; False stops training
+UpdateFunction = Callable[[BaseAlgorithm, int], "bool | None"]
+
+
+class EveryNUpdates(EventCallback):
+    """
+    Run ``function(model, n_updates)`` or trigger ``callback`` after every ``n_updates``-th update of this ``learn()``
+    call, and after the last update if it was not a multiple; SB3's ``EveryNTimesteps`` counts timesteps instead.
+
+    An update counts once its episodes are collected and its ``train()`` has run (also when MaxRL skips the optimizer
+    on an update without signal); the event fires at the next rollout's start or at the end of training, so the
+    function sees the updated policy. A rollout that a callback interrupted is not an update. Works with any
+    ``OnPolicyAlgorithm`` (for PPO an update is ``n_steps x n_envs`` steps). Returning False (or a child callback
+    returning False) stops training at the next step::
+
+        rows = []
+        callback = EveryNUpdates(10, lambda model, updates: rows.append((updates, evaluate(model))))
+        model.learn(total_timesteps, callback=callback)  # rows after updates 10, 20, ... and the last one
+
+    :param n_updates: trigger after every ``n_updates``-th update (>= 1)
+    :param function: ``function(model, n_updates) -> bool | None`` with the number of updates done so far
+    :param callback: a child callback triggered instead of (or after) ``function``; it reads ``parent.n_updates``
+    :param at_training_start: also trigger when training starts (``n_updates == 0``, the initial policy)
+    :param at_training_end: trigger after the last update when it is not a multiple of ``n_updates``
+    :param verbose: verbosity level
+    """
+
+    def __init__(
+        self,
+        n_updates: int,
+        function: UpdateFunction | None = None,
+        callback: BaseCallback | None = None,
+        *,
+        at_training_start: bool = False,
+        at_training_end: bool = True,
+        verbose: int = 0,
+    ):
+        super().__init__(callback, verbose=verbose)
+        self.n_updates_between = check_positive_int("n_updates", n_updates, "updates between two triggers")
+        if function is None and callback is None:
+            raise ValueError("EveryNUpdates needs a function(model, n_updates) or a callback to trigger.")
+        self.function = function
+        self.at_training_start = at_training_start
+        self.at_training_end = at_training_end
+        self.n_updates = 0  # updates trained so far in this learn() call
+        self.last_trigger: int | None = None  # n_updates at the last trigger
+        self._collected = 0  # rollouts fully collected (each then trained)
+        self._continue_training = True
+
+    def _on_training_start(self) -> None:
+        self.n_updates, self.last_trigger, self._collected, self._continue_training = 0, None, 0, True
+        if self.at_training_start:
+            self._trigger()
+
+    def _on_rollout_end(self) -> None:
+        self._collected += 1
+
+    def _on_rollout_start(self) -> None:
+        if self._collected > self.n_updates:  # the previous rollout's train() has run
+            self.n_updates = self._collected
+            if self.n_updates % self.n_updates_between == 0:
+                self._trigger()
+
+    def _on_step(self) -> bool:
+        return self._continue_training
+
+    def _on_training_end(self) -> None:
+        self.n_updates = self._collected
+        if self.at_training_end and self.n_updates > 0 and self.last_trigger != self.n_updates:
+            self._trigger()
+
+    def _trigger(self) -> None:
+        self.last_trigger = self.n_updates
+        if self.function is not None and self.function(self.model, self.n_updates) is False:
+            self._continue_training = False
+        if self.callback is not None and not self._on_event():
+            self._continue_training = False
 
 
 class StopTrainingOnMaxUpdates(BaseCallback):
