@@ -5,7 +5,13 @@ import os
 import sb3_maxrl_envs  # noqa: F401  (registers the MaxRL/... gymnasium ids)
 from sb3_maxrl.common.behavior_cloning import behavior_cloning
 from sb3_maxrl.common.callbacks import ExactPassAtKEvalCallback, PassAtKEvalCallback
-from sb3_maxrl.common.estimators import ESTIMATORS, group_advantages, loo_weights, truncated_ml_weight
+from sb3_maxrl.common.estimators import (
+    ESTIMATORS,
+    BinaryLikelihoodWarning,
+    group_advantages,
+    loo_weights,
+    truncated_ml_weight,
+)
 from sb3_maxrl.common.evaluation import PassAtKResult, evaluate_pass_at_k, geometric_ks, pass_at_k
 from sb3_maxrl.common.exact_evaluation import pass_at_k_from_probabilities
 from sb3_maxrl.common.start_states import StartStateWrapper, default_eval_seeds
@@ -16,6 +22,7 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
 
 __all__ = [
     "ESTIMATORS",
+    "BinaryLikelihoodWarning",
     "ExactPassAtKEvalCallback",
     "MaxRL",
     "PassAtKEvalCallback",
