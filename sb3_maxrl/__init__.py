@@ -4,7 +4,7 @@ import os
 
 import sb3_maxrl_envs  # noqa: F401  (registers the MaxRL/... gymnasium ids)
 from sb3_maxrl.common.behavior_cloning import behavior_cloning
-from sb3_maxrl.common.callbacks import ExactPassAtKEvalCallback, PassAtKEvalCallback
+from sb3_maxrl.common.callbacks import EveryNUpdates, ExactPassAtKEvalCallback, PassAtKEvalCallback
 from sb3_maxrl.common.estimators import (
     ESTIMATORS,
     BinaryLikelihoodWarning,
@@ -22,6 +22,7 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
 
 __all__ = [
     "ESTIMATORS",
+    "EveryNUpdates",
     "BinaryLikelihoodWarning",
     "ExactPassAtKEvalCallback",
     "MaxRL",
