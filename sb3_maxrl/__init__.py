@@ -22,8 +22,8 @@ with open(os.path.join(os.path.dirname(__file__), "version.txt")) as file_handle
 
 __all__ = [
     "ESTIMATORS",
-    "EveryNUpdates",
     "BinaryLikelihoodWarning",
+    "EveryNUpdates",
     "ExactPassAtKEvalCallback",
     "MaxRL",
     "PassAtKEvalCallback",
