@@ -1,4 +1,4 @@
-"""Estimators against their exact expectations (README's Estimators table), by exact enumeration on a softmax bandit."""
+"""Estimators against their exact targets (the registry, docs/estimators.md), by exact enumeration on a softmax bandit."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every estimator maps a ``(G, N)`` array of per-rollout likelihoods in ``[0, 1]`` (``G`` start states,
 ``N`` rollouts each) to a ``(G, N)`` array of advantages ``A``. The policy gradient of an update is
 ``(1 / (G N)) sum_groups sum_i A_i S_i`` with ``S_i`` the score (sum of log-prob gradients) of rollout ``i``.
-The exact expectation of each estimator is stated in its docstring and in the README's Estimators table, and
+The exact expectation of each estimator is its registry entry's target (the table of ``docs/estimators.md``), and
 tested by exact enumeration in ``tests/test_estimators.py``; ``w_T(p) = (1 - (1 - p)^T) / p`` is the weight of the
 truncated ML objective ``J_T``.
 """
