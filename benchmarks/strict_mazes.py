@@ -105,18 +105,32 @@ class EvaluateEvery(BaseCallback):
         self.checkpoints = [timesteps * (i + 1) // points for i in range(points)]
         self.evaluate = evaluate
         self.rows: list[dict[str, Any]] = []
+        self.clip_fractions: list[float] = []
 
     def _on_step(self) -> bool:
         return True
 
     def _on_rollout_start(self) -> None:
+        # SB3 dumps the logger before train(), so the last update's train/ values are still recorded here
+        clip_fraction = self.model.logger.name_to_value.get("train/clip_fraction")
+        if clip_fraction is not None:
+            self.clip_fractions.append(float(clip_fraction))
         if self.checkpoints and self.num_timesteps >= self.checkpoints[0]:
             while self.checkpoints and self.num_timesteps >= self.checkpoints[0]:
                 self.checkpoints.pop(0)
             self.record()
 
     def record(self) -> None:
-        self.rows.append(dict(timesteps=self.num_timesteps) | self.evaluate().metrics())
+        result = self.evaluate()
+        self.rows.append(
+            dict(timesteps=self.num_timesteps)
+            | result.metrics()
+            | dict(
+                frac_mazes_p_below_1e3=float(np.mean(result.success_probabilities < 1e-3)),
+                clip_fraction=float(np.mean(self.clip_fractions)) if self.clip_fractions else float("nan"),
+            )
+        )
+        self.clip_fractions = []
 
 
 def train_and_evaluate(settings: dict[str, Any]) -> dict[str, Any]:
@@ -319,7 +333,32 @@ def report(frame: pd.DataFrame, results_dir: Path, stem: str) -> pd.DataFrame:
     if not ratios.empty:
         table = table.merge(ratios, on=["split", "method", "update", "split_nxg", "learning_rate"], how="left")
     table.to_csv(RESULTS / f"{stem}_table.csv", index=False)
+    (RESULTS / f"{stem}_table.md").write_text(markdown_table(table, "test") + "\n")
     return table
+
+
+def markdown_table(table: pd.DataFrame, split: str) -> str:
+    """The held-out table as markdown: -log pass@k (mean +- sd over seeds), and the sample-efficiency ratios."""
+    rows = table[table["split"] == split]
+    header = ["method", "update", "N x mazes", "lr", "seeds", *[f"k={k}" for k in KS], "ratio vs PPO", "ratio vs GRPO"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in rows.sort_values(["method", "update"], key=lambda c: c.map(_row_order)).iterrows():
+        cells = [row["method"], row["update"], row["split_nxg"], f"{row['learning_rate']:g}" if row["learning_rate"] else "-"]
+        cells.append("-" if pd.isna(row.get("seeds")) else str(int(row["seeds"])))
+        for k in KS:
+            mean, sd = row[f"neg_log_pass@{k}_mean"], row.get(f"neg_log_pass@{k}_std")
+            cells.append(f"{mean:.3f}" + ("" if pd.isna(sd) else f" +- {sd:.3f}"))
+        for reference in ("ppo", "grpo"):
+            median, never = row.get(f"ratio_vs_{reference}_median"), row.get(f"ratio_vs_{reference}_never")
+            cells.append("-" if pd.isna(median) or row["method"] == reference else f"{median:.2f}" + (
+                f" ({int(never)} never)" if never else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _row_order(value: Any) -> Any:
+    order = {"base (BC)": 0, "ppo": 1, "maxrl": 2, "grpo": 3, "rloo": 4, "paper": 9}
+    return order.get(value, value) if isinstance(value, str) else value
 
 
 def efficiency_ratios(results_dir: Path, k: int = 64) -> pd.DataFrame:
