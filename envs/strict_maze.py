@@ -40,7 +40,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -49,10 +49,10 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
+from sb3_maxrl.common.native_vec_env import NativeStartStateVecEnv
 from sb3_maxrl.common.start_states import EpisodeStart
 from sb3_maxrl_envs.maze import generate_prim_maze_from_start
 
@@ -539,7 +539,7 @@ def _check_max_moves(max_moves: int | None, size: int) -> int:
     return int(max_moves)
 
 
-class StrictMazeVecEnv(VecEnv):
+class StrictMazeVecEnv(NativeStartStateVecEnv):
     """
     ``num_envs`` strict mazes stepped together in one numpy call, with native start-state control.
 
@@ -587,7 +587,6 @@ class StrictMazeVecEnv(VecEnv):
         self.train_seeds = None if train_seeds is None else [_check_seed(s) for s in train_seeds]
         if self.train_seeds is not None and not self.train_seeds:
             raise ValueError("train_seeds is empty: pass at least one maze seed, or None for any seed.")
-        self._queues: list[deque[EpisodeStart]] = [deque() for _ in range(self.num_envs)]
         self._rng = np.random.default_rng(seed)
         self._draws: list[int] = []
         # the table of loaded mazes: rows of move tables and observation parts, by seed, least recently used first
@@ -610,24 +609,16 @@ class StrictMazeVecEnv(VecEnv):
         self._actions = np.zeros(self.num_envs, dtype=np.int64)
         self._started = False
 
-    def schedule_episodes(self, starts_by_slot: Mapping[int, Sequence[EpisodeStart | int]], replace: bool = False) -> None:
-        """
-        Queue episode starts per slot (see :class:`~sb3_maxrl.common.start_states.StartStateVecEnv`).
+    supports_idle_slots = True
 
-        :param starts_by_slot: the starts (``EpisodeStart`` or bare start seeds) to queue for each named slot,
-            first used first; ``noise_seed`` is ignored (the maze is deterministic within an episode)
-        :param replace: replace every slot's queue (slots not named get an empty one) instead of appending
+    def check_start(self, start: EpisodeStart) -> EpisodeStart:
         """
-        table: dict[int, list[EpisodeStart]] = {}
-        for slot, starts in starts_by_slot.items():
-            if isinstance(slot, bool) or not isinstance(slot, int | np.integer) or not 0 <= slot < self.num_envs:
-                raise ValueError(f"Slot {slot!r} does not exist: slots are 0..{self.num_envs - 1}.")
-            table[int(slot)] = [_as_start(start) for start in starts]
-        if replace:
-            for queue in self._queues:
-                queue.clear()
-        for slot, starts in table.items():
-            self._queues[slot].extend(starts)
+        A maze start: its seed an int >= 0; ``noise_seed`` is ignored (the maze is deterministic within an episode).
+
+        :param start: the start
+        :return: the start
+        """
+        return EpisodeStart(_check_seed(start.start_seed), start.noise_seed)
 
     def reset(self) -> VecEnvObs:
         """
@@ -635,10 +626,11 @@ class StrictMazeVecEnv(VecEnv):
 
         :return: the first observations
         """
-        self._start_episodes(list(range(self.num_envs)))
+        self.wake_all()
+        self._start_episodes(self._slots)
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._started = True
-        return self._observe(self._slots)
+        return self._observe_active()
 
     def step_async(self, actions: np.ndarray) -> None:
         """
@@ -663,21 +655,30 @@ class StrictMazeVecEnv(VecEnv):
         """
         if not self._started:
             raise RuntimeError("Call reset() before step().")
-        targets = self._table_moves[self._slot_rows, self._cells, self._actions]
+        slots = self.active_slots
+        index: slice | np.ndarray = slice(None) if len(slots) == self.num_envs else slots
+        cells = self._cells[index]
+        targets = self._table_moves[self._slot_rows[index], cells, self._actions[index]]
         hit_wall = targets < 0
-        self._cells = np.where(hit_wall, self._cells, targets)
-        self._moves_taken += 1
-        success = self._cells == self._goal
+        cells = np.where(hit_wall, cells, targets)
+        self._cells[index] = cells
+        moves_taken = self._moves_taken[index] + 1
+        self._moves_taken[index] = moves_taken
+        success = cells == self._goal
         terminated = hit_wall | success
-        truncated = ~terminated & (self._moves_taken >= self.max_moves)
-        dones = terminated | truncated
+        truncated = ~terminated & (moves_taken >= self.max_moves)
+        finished = terminated | truncated
+        dones = np.zeros(self.num_envs, dtype=bool)
+        dones[index] = finished
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        rewards[index] = success
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        done_slots = np.flatnonzero(dones)
-        if len(done_slots):
+        finished_rows = np.flatnonzero(finished)
+        if len(finished_rows):
+            done_slots = slots[finished_rows]
             terminal_observations = self._observe(done_slots)
-            slots = done_slots.tolist()
             for row, (slot, is_success, is_truncated) in enumerate(
-                zip(slots, success[done_slots].tolist(), truncated[done_slots].tolist(), strict=True)
+                zip(done_slots.tolist(), success[finished_rows].tolist(), truncated[finished_rows].tolist(), strict=True)
             ):
                 layout = self._table_layouts[self._slot_row_list[slot]]
                 assert layout is not None
@@ -685,11 +686,10 @@ class StrictMazeVecEnv(VecEnv):
                     "is_success": is_success,
                     "TimeLimit.truncated": is_truncated,
                     "terminal_observation": terminal_observations[row],
-                    "start_seed": layout.seed,
-                    "start_fingerprint": layout.fingerprint,
+                    **self.start_state_info(layout.seed, layout.fingerprint),
                 }
-            self._start_episodes(slots)
-        return self._observe(self._slots), success.astype(np.float32), dones, infos
+            self._start_episodes(done_slots)
+        return self._observe_active(), rewards, dones, infos
 
     def expert_actions(self) -> np.ndarray:
         """
@@ -719,59 +719,11 @@ class StrictMazeVecEnv(VecEnv):
         self._draws = []
         return [seed] * self.num_envs
 
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """
-        An attribute of the VecEnv (shared by all slots), once per requested slot.
-
-        :param attr_name: the attribute
-        :param indices: the slots
-        :return: the value, once per slot
-        """
-        return [getattr(self, attr_name)] * len(list(self._get_indices(indices)))
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """
-        Set an attribute of the VecEnv (shared by all slots, whatever ``indices`` names).
-
-        :param attr_name: the attribute
-        :param value: its new value
-        :param indices: ignored: the slots share the VecEnv's attributes
-        """
-        setattr(self, attr_name, value)
-
-    def env_method(
-        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
-    ) -> list[Any]:
-        """
-        Call a method of the VecEnv once, and return its result once per requested slot.
-
-        :param method_name: the method
-        :param method_args: its positional arguments
-        :param indices: the slots
-        :param method_kwargs: its keyword arguments
-        :return: the result, once per slot
-        """
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result] * len(list(self._get_indices(indices)))
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        """
-        No slot is a wrapped ``gym.Env``.
-
-        :param wrapper_class: the wrapper asked about
-        :param indices: the slots
-        :return: False for every slot
-        """
-        return [False] * len(list(self._get_indices(indices)))
-
-    def _start_episodes(self, slots: list[int]) -> None:
+    def _start_episodes(self, resetting: np.ndarray) -> None:
+        slots, starts = self.pop_starts(resetting)
         rows = []
-        for slot in slots:
-            queue = self._queues[slot]
-            seed = queue.popleft().start_seed if queue else self._fresh_seed()
+        for slot, start in zip(slots, starts, strict=True):
+            seed = self._fresh_seed() if start is None else start.start_seed
             row = self._row_of_seed.get(seed)
             if row is None:
                 row = self._load(seed)
@@ -810,6 +762,15 @@ class StrictMazeVecEnv(VecEnv):
         self._row_of_seed[seed] = row
         return row
 
+    def _observe_active(self) -> np.ndarray:
+        """Every slot's observation: zeros on idle slots."""
+        slots = self.active_slots
+        if len(slots) == self.num_envs:
+            return self._observe(slots)
+        observations = np.zeros((self.num_envs, observation_size(self.size)), dtype=np.float32)
+        observations[slots] = self._observe(slots)
+        return observations
+
     def _observe(self, slots: np.ndarray) -> np.ndarray:
         n_squares = self.size * self.size
         cells, rows = self._cells[slots], self._slot_rows[slots]
@@ -818,14 +779,6 @@ class StrictMazeVecEnv(VecEnv):
         observations[np.arange(len(slots)), n_squares + cells] = 1.0
         observations[:, 2 * n_squares :] = self._table_wall_bits[rows, cells]
         return observations
-
-
-def _as_start(start: EpisodeStart | int) -> EpisodeStart:
-    if isinstance(start, EpisodeStart):
-        return EpisodeStart(_check_seed(start.start_seed), start.noise_seed)
-    if isinstance(start, int | np.integer) and not isinstance(start, bool):
-        return EpisodeStart(_check_seed(start))
-    raise TypeError(f"An episode start must be an EpisodeStart(start_seed, noise_seed) or an int seed, got {start!r}.")
 
 
 def _action_probabilities(policy: PolicyLike, size: int) -> Callable[[np.ndarray], np.ndarray]:

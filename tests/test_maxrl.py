@@ -52,8 +52,8 @@ def test_every_group_runs_n_episodes_from_one_start_state(n_envs):
     assert len({starts_by_seed[s][0] for s in seeds}) > 1, "different seeds give different start states"
     assert episodes.likelihood_matrix.shape == (4, 5)
     assert set(np.unique(episodes.likelihoods)) <= {0.0, 1.0}
-    stored = model.rollout_buffer.n_stored_steps
-    assert stored == episodes.env_steps
+    stored = model.rollout_buffer.n_stored_steps  # the kept episodes' steps only: throw-away steps are dropped
+    assert stored == episodes.lengths.sum() <= episodes.env_steps
     assert 0 < episodes.utilization <= 1
     model.rollout_buffer.finalize(episodes, np.arange(20, dtype=float))
     assert len(model.rollout_buffer.step_episode_ids) == episodes.lengths.sum()

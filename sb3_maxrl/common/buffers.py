@@ -27,8 +27,8 @@ class GroupRolloutBuffer:
     """
     Stores every env step of an update (step-major, as VecEnv returns them) with the episode it belongs to.
 
-    Steps of discarded episodes (started when no episode of this update was left) carry episode id -1 and
-    never enter a gradient. :meth:`finalize` turns the kept steps into flat tensors whose advantage is the
+    Steps of discarded episodes (started when no episode of this update was left) carry episode id -1 and are
+    not stored. :meth:`finalize` turns the kept steps into flat tensors whose advantage is the
     advantage of their episode, so ``sum_steps A log pi`` equals ``sum_episodes A_e sum_t log pi(a_t|s_t)``.
 
     :param observation_space: Observation space
@@ -53,47 +53,47 @@ class GroupRolloutBuffer:
 
     def add(self, observations: VecEnvObs, actions: np.ndarray, log_probs: np.ndarray, episode_ids: np.ndarray) -> None:
         """
-        Store one VecEnv step.
+        Store one VecEnv step: the rows of kept episodes (episode id >= 0), copied; the others are dropped here.
 
-        :param observations: the observations the actions were taken at (copied)
+        :param observations: the observations the actions were taken at
         :param actions: the sampled actions (before clipping to the action space)
         :param log_probs: their log-probabilities under the policy that sampled them
-        :param episode_ids: for each env slot, the id of the episode this step belongs to, -1 for discarded
+        :param episode_ids: for each row, the id of the episode this step belongs to, -1 for discarded
         """
+        episode_ids = np.asarray(episode_ids, dtype=np.int64)
+        kept: slice | np.ndarray = slice(None) if episode_ids.min(initial=0) >= 0 else np.flatnonzero(episode_ids >= 0)
         if isinstance(observations, dict):
-            self._observations.append({key: np.array(value) for key, value in observations.items()})
+            self._observations.append({key: np.array(value[kept]) for key, value in observations.items()})
         else:
-            self._observations.append(np.array(observations))
-        self._actions.append(np.array(actions))
-        self._log_probs.append(np.array(log_probs))
-        self._episode_ids.append(np.array(episode_ids, dtype=np.int64))
+            self._observations.append(np.array(observations[kept]))
+        self._actions.append(np.array(actions[kept]))
+        self._log_probs.append(np.array(log_probs[kept]))
+        self._episode_ids.append(np.array(episode_ids[kept]))
 
     @property
     def n_stored_steps(self) -> int:
-        """Env steps stored so far, kept or not (one per env slot and VecEnv step)."""
+        """Steps of kept episodes stored so far."""
         return sum(len(ids) for ids in self._episode_ids)
 
     def finalize(self, episodes: EpisodeBatch, episode_advantages: np.ndarray) -> None:
         """
-        Keep the steps of the given episodes and attach the advantage of their episode to every step.
+        Attach the advantage of their episode to the stored steps, as flat tensors in the order they were stored.
 
         :param episodes: the complete episodes of the update (episode ``e`` is row ``e`` of the advantages)
         :param episode_advantages: ``(n_episodes,)`` advantage of every episode
         """
-        episode_ids = np.stack(self._episode_ids)
-        kept = episode_ids >= 0
-        self.step_episode_ids = episode_ids[kept]
+        self.step_episode_ids = np.concatenate(self._episode_ids) if self._episode_ids else np.zeros(0, dtype=np.int64)
         if isinstance(self.observation_space, spaces.Dict):
             observations: np.ndarray | dict[str, np.ndarray] = {
-                key: np.stack([obs[key] for obs in self._observations])[kept]  # type: ignore[index, call-overload]
+                key: np.concatenate([obs[key] for obs in self._observations])  # type: ignore[index, call-overload]
                 for key in self.observation_space.spaces
             }
         else:
-            observations = np.stack(self._observations)[kept]  # type: ignore[arg-type]
+            observations = np.concatenate(self._observations)  # type: ignore[arg-type]
         self.samples = GroupRolloutSamples(
             observations=obs_as_tensor(observations, self.device),
-            actions=th.as_tensor(np.stack(self._actions)[kept], device=self.device),
-            old_log_prob=th.as_tensor(np.stack(self._log_probs)[kept], device=self.device, dtype=th.float32),
+            actions=th.as_tensor(np.concatenate(self._actions), device=self.device),
+            old_log_prob=th.as_tensor(np.concatenate(self._log_probs), device=self.device, dtype=th.float32),
             advantages=th.as_tensor(episode_advantages[self.step_episode_ids], device=self.device, dtype=th.float32),
         )
         self._observations, self._actions, self._log_probs, self._episode_ids = [], [], [], []

@@ -3,8 +3,12 @@
 Env slots are handed episodes from one queue: a slot that finishes takes the next pending episode (its start
 queued one episode ahead through the VecEnv's start-state control,
 :class:`~sb3_maxrl.common.start_states.StartStateVecEnv`, so the VecEnv's auto-reset starts it). Once the queue
-is empty, finishing slots start throw-away episodes whose steps are marked -1 and never enter a gradient.
-Training and pass@k evaluation both use :func:`collect_group_episodes`.
+is empty, a finishing slot of a VecEnv with idle slots (``supports_idle_slots``, see
+:func:`~sb3_maxrl.common.start_states.uses_idle_slots`) goes idle: the env no longer steps it and the policy no
+longer runs on it. Other VecEnvs start throw-away episodes there, whose steps never enter a gradient. Which
+episodes enter the update is fixed before any of them runs (``G x N`` scheduled episodes, all waited for), so no
+episode's length or outcome decides what is trained on. Training and pass@k evaluation both use
+:func:`collect_group_episodes`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from sb3_maxrl.common.buffers import GroupRolloutBuffer
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, episode_likelihood
-from sb3_maxrl.common.start_states import EpisodeStart, start_state_control
+from sb3_maxrl.common.start_states import (
+    IDLE,
+    START_FINGERPRINT_KEY,
+    START_SEED_KEY,
+    EpisodeStart,
+    start_state_control,
+    uses_idle_slots,
+)
 from sb3_maxrl.common.type_aliases import EpisodeBatch
 
 #: ``act(observations) -> (env_actions, stored_actions, log_probs)``
@@ -33,14 +44,15 @@ class StepRecord:
     """
     One VecEnv step of a group collection, as a step hook sees it.
 
-    :param actions: the actions the policy sampled (as stored)
+    :param actions: the actions the policy sampled (as stored), zeros on idle slots
     :param env_actions: the actions sent to the env (clipped to a Box action space)
-    :param log_probs: their log-probabilities
+    :param log_probs: their log-probabilities, zeros on idle slots
     :param new_observations: the observations after the step
     :param rewards: the env's rewards
     :param dones: the env's done flags
     :param infos: the env's info dicts
     :param finished_slots: the env slots whose kept episode ended at this step
+    :param n_stepped: env slots the step moved (all but the idle ones)
     """
 
     actions: np.ndarray
@@ -51,6 +63,7 @@ class StepRecord:
     dones: np.ndarray
     infos: list[dict[str, Any]]
     finished_slots: list[int]
+    n_stepped: int
 
 
 #: ``step_hook(step) -> keep_going``, called after every VecEnv step
@@ -71,6 +84,7 @@ class _GroupSchedule:
         self, env: VecEnv, group_seeds: Sequence[int], group_size: int, noise_seeds: Sequence[int] | None = None
     ):
         self.control = start_state_control(env)
+        self.idle_slots = uses_idle_slots(env)
         self.group_seeds = [int(s) for s in group_seeds]
         self.group_size = group_size
         n_episodes = len(group_seeds) * group_size
@@ -95,21 +109,23 @@ class _GroupSchedule:
         return self.group_seeds[episode // self.group_size]
 
     def start_of(self, episode: int, slot: int) -> EpisodeStart:
-        """The start of an episode; a throw-away episode (-1) replays a start state of this collection, which
-        the env has just built (a fresh one can cost more than the episode, e.g. generating a maze)."""
+        """The start of an episode; with nothing left (-1), IDLE where the env has idle slots, else a throw-away
+        episode that replays a start state of this collection, which the env has just built (a fresh one can cost
+        more than the episode, e.g. generating a maze)."""
         if episode < 0:
-            return EpisodeStart(self.group_seeds[slot % len(self.group_seeds)])
+            return IDLE if self.idle_slots else EpisodeStart(self.group_seeds[slot % len(self.group_seeds)])
         return EpisodeStart(self.seed_of(episode), None if self.noise_seeds is None else self.noise_seeds[episode])
 
-    def advance(self, slots: Sequence[int]) -> None:
+    def advance(self, slots: np.ndarray) -> None:
         """These slots finished their episode and auto-reset into their upcoming one; queue their next ones."""
-        starts_by_slot = {}
-        for slot in slots:
-            self.current[slot] = self.upcoming[slot]
-            self.upcoming[slot] = self._pop()
-            starts_by_slot[slot] = [self.start_of(int(self.upcoming[slot]), slot)]
-        if starts_by_slot:
-            self.control.schedule_episodes(starts_by_slot)
+        if len(slots) == 0:
+            return
+        self.current[slots] = self.upcoming[slots]
+        upcoming = [self._pop() for _ in range(len(slots))]
+        self.upcoming[slots] = upcoming
+        self.control.schedule_episodes(
+            {slot: [self.start_of(episode, slot)] for slot, episode in zip(slots.tolist(), upcoming, strict=True)}
+        )
 
     def clear(self) -> None:
         """Empty every slot's queue (the collection stopped early)."""
@@ -156,10 +172,18 @@ def collect_group_episodes(
     fingerprints: dict[int, int] = {}
     schedule = _GroupSchedule(env, group_seeds, group_size, noise_seeds)
     observations = env.reset()
+    idle = schedule.control.idle if schedule.idle_slots else None  # type: ignore[attr-defined]
     steps_in_episode = np.zeros(env.num_envs, dtype=np.int64)
     n_finished, env_steps = 0, 0
     while n_finished < n_episodes:
-        env_actions, stored_actions, log_probs = act(observations)
+        active = None if idle is None or not idle.any() else np.flatnonzero(~idle)
+        if active is None:
+            env_actions, stored_actions, log_probs = act(observations)
+            episode_ids = schedule.current
+        else:
+            env_actions, stored_actions, log_probs = _act_on_slots(act, observations, active, env.num_envs)
+            episode_ids = np.full(env.num_envs, -1, dtype=np.int64)
+            episode_ids[active] = schedule.current[active]
         try:
             new_observations, rewards, dones, infos = env.step(env_actions)
         except _WORKER_ERRORS as error:
@@ -168,15 +192,16 @@ def collect_group_episodes(
                 "its traceback is printed above. Reproduce it with the env and start seed named here "
                 "in a DummyVecEnv to debug."
             ) from error
-        env_steps += env.num_envs
+        n_stepped = env.num_envs if active is None else len(active)
+        env_steps += n_stepped
         if buffer is not None:
-            buffer.add(observations, stored_actions, log_probs, schedule.current)
-        kept = schedule.current >= 0
-        lengths[schedule.current[kept]] += 1
+            buffer.add(observations, stored_actions, log_probs, episode_ids)
+        kept = episode_ids >= 0
+        lengths[episode_ids[kept]] += 1
         steps_in_episode += 1
         finished_slots = []
-        done_slots = [int(slot) for slot in np.flatnonzero(dones)]
-        for slot in done_slots:
+        done_slots = np.flatnonzero(dones)
+        for slot in done_slots.tolist():
             episode = int(schedule.current[slot])
             if episode >= 0:
                 info = infos[slot]
@@ -195,33 +220,52 @@ def collect_group_episodes(
                 "(gymnasium.wrappers.TimeLimit or max_episode_steps=... in gym.make) or raise max_episode_steps."
             )
         observations = new_observations
-        step = StepRecord(stored_actions, env_actions, log_probs, new_observations, rewards, dones, infos, finished_slots)
-        if step_hook is not None and not step_hook(step):
-            schedule.clear()
-            return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps, completed=False)
+        if step_hook is not None:
+            step = StepRecord(
+                stored_actions, env_actions, log_probs, new_observations, rewards, dones, infos, finished_slots, n_stepped
+            )
+            if not step_hook(step):
+                schedule.clear()
+                return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps, completed=False)
     return EpisodeBatch(np.array(group_seeds), group_size, likelihoods, lengths, env_steps)
+
+
+def _act_on_slots(
+    act: ActFn, observations: VecEnvObs, slots: np.ndarray, num_envs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the policy on some slots only; the others get zero actions (an idle slot ignores its action)."""
+    if isinstance(observations, dict):
+        subset: VecEnvObs = {key: value[slots] for key, value in observations.items()}
+    else:
+        subset = observations[slots]  # type: ignore[index]
+    outputs = []
+    for values in act(subset):
+        full = np.zeros((num_envs, *values.shape[1:]), dtype=values.dtype)
+        full[slots] = values
+        outputs.append(full)
+    return outputs[0], outputs[1], outputs[2]
 
 
 def _check_start_state(
     info: dict[str, Any], schedule: _GroupSchedule, episode: int, fingerprints: dict[int, int], check: StartStateCheck
 ) -> None:
     expected_seed = schedule.seed_of(episode)
-    if "start_seed" not in info:
+    if START_SEED_KEY not in info:
         raise RuntimeError(
             "The final step's info has no 'start_seed': the env is not wrapped in StartStateWrapper (or the "
             "StartStateVecEnv does not report it), so MaxRL cannot check start states. Build VecEnvs with "
             "make_vec_env(..., wrapper_class=StartStateWrapper)."
         )
-    if info["start_seed"] != expected_seed:
+    if info[START_SEED_KEY] != expected_seed:
         raise RuntimeError(
-            f"An episode scheduled from start seed {expected_seed} started from seed {info['start_seed']}: something "
+            f"An episode scheduled from start seed {expected_seed} started from seed {info[START_SEED_KEY]}: something "
             "reset the env outside the VecEnv's auto-reset. Do not reset envs inside wrappers when MaxRL trains."
         )
     if check == "off":
         return
     group = episode // schedule.group_size
-    first = fingerprints.setdefault(group, info["start_fingerprint"])
-    if first != info["start_fingerprint"]:
+    first = fingerprints.setdefault(group, info[START_FINGERPRINT_KEY])
+    if first != info[START_FINGERPRINT_KEY]:
         message = (
             f"Two episodes reset with seed {expected_seed} began with different observations: the env's start "
             "state is not a function of reset(seed), so the episodes of a group do not share their start state. "

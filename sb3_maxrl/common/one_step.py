@@ -26,8 +26,7 @@ in value and gradient, to the per-episode loss on the same samples (``tests/test
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,12 +35,12 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution, Distribution
 from stable_baselines3.common.utils import obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, SUCCESS_KEY
-from sb3_maxrl.common.start_states import EpisodeStart, _as_episode_start, observation_fingerprint
+from sb3_maxrl.common.native_vec_env import NativeStartStateVecEnv
+from sb3_maxrl.common.start_states import observation_fingerprint
 from sb3_maxrl.common.utils import check_positive_int
 
 #: Slices of the probability mass per class in the guide table of :func:`sample_categorical`.
@@ -90,7 +89,7 @@ class _DistributionPolicy(Protocol):
     def get_distribution(self, obs: th.Tensor) -> Distribution: ...
 
 
-class OneStepVecEnv(VecEnv):
+class OneStepVecEnv(NativeStartStateVecEnv):
     """
     A :class:`OneStepTask` as a VecEnv: every step ends every slot's episode, which auto-resets to the next one.
 
@@ -98,7 +97,9 @@ class OneStepVecEnv(VecEnv):
     so it also runs in the per-episode collector and in ``evaluate_pass_at_k``. ``MaxRL`` given this VecEnv (or
     the task itself, which it wraps) skips the env steps and collects each update's groups with
     :func:`collect_one_step_groups`. Every final step's info holds ``"likelihood"``, ``"is_success"``
-    (likelihood 1), ``"start_seed"``, ``"start_fingerprint"`` and ``"terminal_observation"``.
+    (likelihood 1), ``"start_seed"``, ``"start_fingerprint"`` and ``"terminal_observation"``. It supports idle
+    slots (a slot reset into ``IDLE`` is neither scored nor observed until the next ``reset()``). Attribute access
+    (``get_attr``, ``env_method``) reaches the task.
 
     :param task: the one-step task
     :param num_envs: number of env slots (one episode per slot and step)
@@ -113,38 +114,26 @@ class OneStepVecEnv(VecEnv):
             )
         self.task = task
         super().__init__(check_positive_int("num_envs", num_envs), task.observation_space, task.action_space)
-        self._queues: list[deque[EpisodeStart]] = [deque() for _ in range(self.num_envs)]
         self._rng = np.random.default_rng(seed)
         self._episode_seeds = np.zeros(self.num_envs, dtype=np.int64)
         self._observations = np.zeros((self.num_envs, *task.observation_space.shape), task.observation_space.dtype)  # type: ignore[misc]
         self._fingerprints = [0] * self.num_envs
         self._actions: np.ndarray | None = None
 
-    def schedule_episodes(self, starts_by_slot: Mapping[int, Sequence[EpisodeStart]], replace: bool = False) -> None:
-        """
-        Queue episode starts per env slot (see ``StartStateVecEnv``); a start's ``noise_seed`` has nothing to reseed.
+    supports_idle_slots = True
 
-        :param starts_by_slot: the starts to queue for each named slot, first used first
-        :param replace: replace every slot's queue (slots not named get an empty one) instead of appending
-        """
-        if replace:
-            for queue in self._queues:
-                queue.clear()
-        for slot, starts in starts_by_slot.items():
-            self._queues[int(slot)].extend(_as_episode_start(start) for start in starts)
-
-    def _start_episodes(self, slots: Iterable[int]) -> None:
-        slots = list(slots)
-        for slot in slots:
-            seed = self._seeds[slot]
-            if self._queues[slot]:
-                seed = self._queues[slot].popleft().start_seed
+    def _start_episodes(self, resetting: Iterable[int]) -> None:
+        slots, starts = self.pop_starts(list(resetting))
+        for slot, start in zip(slots, starts, strict=True):
+            seed = self._seeds[slot] if start is None else start.start_seed
             self._episode_seeds[slot] = self._rng.integers(2**31) if seed is None else seed
         self._observations[slots] = self.task.observations(self._episode_seeds[slots])
+        self._observations[self.idle] = 0
         for slot in slots:
             self._fingerprints[slot] = observation_fingerprint(self._observations[slot])
 
     def reset(self) -> VecEnvObs:
+        self.wake_all()
         self._start_episodes(range(self.num_envs))
         self._reset_seeds()
         self._reset_options()
@@ -155,24 +144,22 @@ class OneStepVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         assert self._actions is not None, "call step_async() before step_wait()"
-        actions = self._actions.reshape(self.num_envs, 1, *self.action_space.shape)  # type: ignore[misc]
-        likelihoods = np.asarray(self.task.likelihoods(self._episode_seeds.copy(), actions), dtype=np.float64)[:, 0]
-        infos: list[dict[str, Any]] = [
-            {
-                LIKELIHOOD_KEY: float(likelihood),
-                SUCCESS_KEY: bool(likelihood >= 1.0),
-                "start_seed": int(self._episode_seeds[slot]),
-                "start_fingerprint": self._fingerprints[slot],
+        slots = self.active_slots
+        actions = self._actions.reshape(self.num_envs, 1, *self.action_space.shape)[slots]  # type: ignore[misc]
+        likelihoods = np.zeros(self.num_envs)
+        likelihoods[slots] = np.asarray(self.task.likelihoods(self._episode_seeds[slots], actions), dtype=np.float64)[:, 0]
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for slot in slots.tolist():
+            infos[slot] = {
+                LIKELIHOOD_KEY: float(likelihoods[slot]),
+                SUCCESS_KEY: bool(likelihoods[slot] >= 1.0),
+                **self.start_state_info(int(self._episode_seeds[slot]), self._fingerprints[slot]),
                 "terminal_observation": self._observations[slot].copy(),
                 "TimeLimit.truncated": False,
             }
-            for slot, likelihood in enumerate(likelihoods)
-        ]
-        self._start_episodes(range(self.num_envs))
-        return self._observations.copy(), likelihoods.astype(np.float32), np.ones(self.num_envs, dtype=bool), infos
-
-    def close(self) -> None:
-        return None
+        dones = ~self.idle
+        self._start_episodes(slots)
+        return self._observations.copy(), likelihoods.astype(np.float32), dones, infos
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         value = getattr(self.task, attr_name, None) if attr_name == "render_mode" else getattr(self.task, attr_name)

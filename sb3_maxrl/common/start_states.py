@@ -12,6 +12,11 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
+#: The final step of every episode reports the seed its slot was reset with under this info key.
+START_SEED_KEY = "start_seed"
+#: ... and an int identifying its start state (e.g. a hash of the first observation) under this one.
+START_FINGERPRINT_KEY = "start_fingerprint"
+
 #: Training start seeds of the infinite stream are drawn from ``[0, EVAL_SEED_BASE)``; the default held-out
 #: evaluation start states are ``EVAL_SEED_BASE + i``, so the two never overlap.
 EVAL_SEED_BASE = 2**31
@@ -59,10 +64,19 @@ class StartStateVecEnv(Protocol):
     auto-reset after an episode ends) pops the head of its queue: ``reset(seed=start_seed)`` fixes the start
     state, then ``noise_seed`` (if not None) reseeds the in-episode randomness. A slot with an empty queue resets
     as it would without the protocol. The final step of every episode reports ``info["start_seed"]`` (the seed
-    it was reset with) and ``info["start_fingerprint"]`` (an int identifying its start state, e.g. a hash of the
-    first observation), with which the collector checks that ``reset(seed)`` fixes the start state.
+    it was reset with, :data:`START_SEED_KEY`) and ``info["start_fingerprint"]`` (an int identifying its start
+    state, e.g. a hash of the first observation, :data:`START_FINGERPRINT_KEY`), with which the collector checks
+    that ``reset(seed)`` fixes the start state.
 
-    A vectorized env implements it natively (``sb3_maxrl_envs.StrictMazeVecEnv``); any other VecEnv gets it from
+    Optional, for envs with ``supports_idle_slots = True``: a slot that resets into the :data:`IDLE` start becomes
+    idle until the next ``reset()``: ``step`` neither moves nor observes it (its row of the observations is a
+    placeholder of zeros, its reward 0, its done False, its info empty, its action ignored) and the boolean array
+    ``idle`` (one entry per slot) says which slots are idle. The group collector then runs the policy only on
+    the active slots; envs without it get throw-away episodes instead.
+
+    A vectorized env implements it natively by subclassing
+    :class:`~sb3_maxrl.common.native_vec_env.NativeStartStateVecEnv` (``sb3_maxrl_envs.StrictMazeVecEnv``) and is
+    checked with :func:`~sb3_maxrl.common.env_checker.check_start_state_env`; any other VecEnv gets it from
     :class:`StartStateWrapper` around each of its envs, through :class:`WrappedStartStates`.
     """
 
@@ -75,6 +89,42 @@ class StartStateVecEnv(Protocol):
         :param starts_by_slot: the starts to queue for each named slot, first used first
         :param replace: replace every slot's queue (slots not named get an empty one) instead of appending
         """
+
+
+#: The start that leaves a slot idle: a native start-state VecEnv whose ``supports_idle_slots`` is True, resetting a
+#: slot into it, neither steps nor observes that slot until its next ``reset()`` (see :class:`StartStateVecEnv`).
+IDLE = EpisodeStart(-1)
+
+
+def is_idle_start(start: EpisodeStart) -> bool:
+    """
+    Whether a queued start is :data:`IDLE` (a start seed below 0, which no env accepts as a reset seed).
+
+    :param start: the start
+    :return: True for the idle marker
+    """
+    return start.start_seed < 0
+
+
+def uses_idle_slots(venv: VecEnv) -> bool:
+    """
+    Whether the group collector may leave slots of this VecEnv idle instead of running throw-away episodes.
+
+    True for a native start-state VecEnv that declares ``supports_idle_slots = True``, stepped directly or under
+    SB3's ``VecMonitor`` only (a wrapper that keeps statistics of observations, such as ``VecNormalize``, would
+    count the idle slots' placeholder observations).
+
+    :param venv: the VecEnv
+    :return: whether idle slots are used
+    """
+    from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor
+
+    layer = venv
+    while isinstance(layer, VecEnvWrapper):
+        if not isinstance(layer, VecMonitor):
+            return False
+        layer = layer.venv
+    return bool(getattr(layer, "supports_idle_slots", False)) and isinstance(layer, StartStateVecEnv)
 
 
 class WrappedStartStates:
@@ -334,8 +384,8 @@ class StartStateWrapper(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
-            info["start_seed"] = self._episode_seed
-            info["start_fingerprint"] = self._episode_fingerprint
+            info[START_SEED_KEY] = self._episode_seed
+            info[START_FINGERPRINT_KEY] = self._episode_fingerprint
         return observation, reward, terminated, truncated, info
 
 
