@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.image
@@ -12,7 +15,7 @@ import pytest
 from torch.utils.tensorboard import SummaryWriter
 
 from sb3_maxrl.cli import plot_main
-from sb3_maxrl.cli.plot import aggregate, main, make_plots
+from sb3_maxrl.cli.plot import aggregate, auto_smooth, load_runs, main, make_plots, plot_ks
 
 # tbparse 0.0.9 calls DataFrame.sort_values(inplace=True), deprecated by pandas
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")
@@ -151,3 +154,64 @@ def test_missing_plots_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch, tm
     expected = r"maxrl-plot needs 'tbparse', which is not installed: pip install \"sb3-maxrl\[plots\]\""
     with pytest.raises(SystemExit, match=expected):
         plot_main()
+
+
+MAIN_JOB_KS = tuple(2**i for i in range(11))  # the strict-maze pipeline logs eval/pass@k for k = 1 .. 1024
+
+
+def write_main_job(root: Path, index: int, seed: int, learning_rate: float, compare: Sequence[str]) -> None:
+    """What ``maxrl-train --compare ...`` writes: the main run's events and summary.json, a subfolder per method."""
+    run_dir = root / f"MaxRL_{index}"
+    methods = ["maxrl", *compare]
+    for method in methods:
+        writer = SummaryWriter(str(run_dir if method == "maxrl" else run_dir / method))
+        final = FINAL_PASS.get((method, seed), 0.4)
+        for step in range(0, 60_001, 600):  # 100 updates: rollout curves long enough to need smoothing
+            p = 0.05 + (final - 0.05) * step / 60_000
+            writer.add_scalar("rollout/pass_rate", p, step)
+            writer.add_scalar("rollout/frac_groups_all_fail", (1 - p) ** 8, step)
+            if step % 12_000 == 0:
+                for k in MAIN_JOB_KS:
+                    writer.add_scalar(f"eval/pass@{k}", 1 - (1 - p) ** k, step)
+                    writer.add_scalar(f"eval/neg_log_pass@{k}", -np.log(1 - (1 - p) ** k), step)
+        writer.close()
+    hyperparams = {"policy": "MlpPolicy", "learning_rate": learning_rate, "estimator": "maxrl", "recipe": {"size": 9}}
+    runs = {method: {"run_dir": str(run_dir if method == "maxrl" else run_dir / method)} for method in methods}
+    summary = {"env": "MaxRL/StrictMaze-9x9-v0", "seed": seed, "estimator": "maxrl", "compare": list(compare)}
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "hyperparams": hyperparams, "runs": runs}))
+
+
+def test_main_job_runs_are_labelled_by_method_and_grouped_by_settings(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    write_main_job(root, 1, 0, 1e-3, ["grpo", "rloo"])
+    write_main_job(root, 2, 1, 1e-3, ["grpo", "rloo"])
+    write_main_job(root, 3, 0, 3e-3, [])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="maxrl-plot")  # seeds of equal settings: no warning
+        files = make_plots([root], tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "final_pass_at_k.csv")
+    n_runs = table.groupby("label", sort=False)["n_runs"].max().to_dict()
+    assert n_runs == {"maxrl (learning_rate=0.001)": 2, "grpo": 2, "rloo": 2, "maxrl (learning_rate=0.003)": 1}
+    assert sorted(table["k"].unique()) == list(MAIN_JOB_KS)  # the table and the vs-k figure keep every k
+    for path in files:
+        if path.suffix == ".png":
+            assert_real_png(path)
+            height, width = matplotlib.image.imread(path).shape[:2]
+            assert width <= 1920 and height <= 1080, f"{path.name} is {width} x {height} px"
+    assert plot_ks(MAIN_JOB_KS) == [1, 8, 128, 1024] and plot_ks([1, 2, 4]) == [1, 2, 4]
+
+    # --label-key estimator reads the settings; grouping that mixes learning rates warns
+    make_plots([root], tmp_path / "by_key", label_key="estimator")
+    labels = pd.read_csv(tmp_path / "by_key" / "final_pass_at_k.csv")["label"].unique()
+    assert sorted(labels) == ["grpo", "maxrl", "rloo"]
+    with pytest.warns(UserWarning, match=r"the group 'maxrl' mixes runs whose settings differ in learning_rate"):
+        make_plots([root], tmp_path / "warned", label_key="estimator")
+    with pytest.raises(ValueError, match=r"--ks \[3\] were not evaluated"):
+        make_plots([root], tmp_path / "bad", ks=[1, 3])
+
+
+def test_compare_subfolders_are_not_averaged_into_the_main_run(tmp_path: Path) -> None:
+    write_main_job(tmp_path / "runs", 1, 0, 1e-3, ["grpo", "rloo"])
+    runs = load_runs([tmp_path / "runs"])
+    assert sorted((run.path.name, run.label) for run in runs) == [("MaxRL_1", "maxrl"), ("grpo", "grpo"), ("rloo", "rloo")]
+    assert auto_smooth(runs, ["rollout/pass_rate"]) == 4  # 101 points / 25

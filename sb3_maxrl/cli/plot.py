@@ -1,18 +1,27 @@
 """``maxrl-plot``: PNGs of pass@k and training curves from the TensorBoard logs of one or more runs.
 
 A run is a directory holding ``events.out.tfevents.*`` files, found recursively under the directories given. Runs
-are grouped (one colour per group, e.g. per estimator) and each group is drawn as its mean over runs (seeds) with a
-band (mean +- std, or min..max)::
+are grouped (one colour per group) and each group is drawn as its mean over runs (seeds) with a band (mean +- std,
+or min..max)::
 
+    maxrl-plot runs/ --out plots/                          # by method; seeds of the same settings together
     maxrl-plot runs/maxrl runs/grpo --out plots/          # one group per directory given
-    maxrl-plot runs/ --out plots/                          # one group per subdirectory of runs/
     maxrl-plot runs/ --label-by "(maxrl|grpo|rloo)" --out plots/   # group by a regex on the run path
-    maxrl-plot runs/ --label-key estimator --out plots/    # group by a logged hparam or a JSON file's key
+    maxrl-plot runs/ --label-key estimator --out plots/    # group by a setting, logged hparam or JSON file's key
+
+A run's settings come from the ``summary.json`` that ``maxrl-train`` writes in its run folder (the ``--compare``
+runs in its subfolders included: their estimator is the subfolder's name), else from a ``hparams.json``,
+``config.json`` or ``run.json`` in its directory or a parent. By default runs with settings are grouped by those
+settings except the seed and labelled by their estimator (plus the settings that tell two groups of one estimator
+apart); runs without settings are grouped by the first directory below the directory given. A group whose runs'
+settings differ in anything but the seed is drawn, with a warning naming the settings.
 
 Files written (a figure is skipped when its keys were never logged): ``eval_pass_at_k.png`` (``eval/pass@k``
-and ``eval/neg_log_pass@k`` over env steps, one column per k), ``neg_log_pass_at_k_vs_k.png`` (the last
-evaluation's -log pass@k against k), ``eval_likelihood.png`` (``eval/mean_likelihood``, ``eval/nll``),
-``rollout.png`` (``rollout/pass_rate``, ``rollout/frac_groups_all_fail``) and ``final_pass_at_k.csv``.
+and ``eval/neg_log_pass@k`` over env steps for up to four ks spread over those evaluated, or ``--ks``),
+``neg_log_pass_at_k_vs_k.png`` (the last evaluation's -log pass@k against every k), ``eval_likelihood.png``
+(``eval/mean_likelihood``, ``eval/nll``), ``rollout.png`` (``rollout/pass_rate``, ``rollout/frac_groups_all_fail``,
+smoothed over about 1/25 of a run's points by default) and ``final_pass_at_k.csv``. Every figure fits a
+1920 x 1080 screen.
 """
 
 from __future__ import annotations
@@ -20,10 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,11 +49,23 @@ except ImportError as import_error:
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 Band = Literal["std", "minmax"]
 EVENT_FILE_GLOB = "events.out.tfevents.*"
 #: JSON files next to a run (in its directory or a parent, up to the root given) read by ``--label-key``.
 LABEL_FILES = ("hparams.json", "config.json", "run.json")
+#: The settings file ``maxrl-train`` writes into its run folder
+SUMMARY_FILE = "summary.json"
+#: Settings that tell apart the seeds of one configuration, not configurations
+SEED_KEYS = ("seed",)
+#: ks drawn over training in ``eval_pass_at_k.png`` by default, spread over those evaluated
+N_PLOT_KS = 4
+#: ``rollout/`` curves are smoothed over this fraction of a run's points by default
+SMOOTH_FRACTION = 1 / 25
+#: Inches of one panel, and the resolution: four panels in a row, two rows, fit a 1920 x 1080 screen
+PANEL_SIZE = (3.8, 3.0)
+DPI = 110
 PASS_AT_K = re.compile(r"^eval/pass@(\d+)$")
 NEG_LOG_PASS_AT_K = re.compile(r"^eval/neg_log_pass@(\d+)$")
 
@@ -56,11 +78,13 @@ class Run:
     :param path: the run's directory (holding its event files)
     :param label: the group the run belongs to
     :param scalars: tag -> series of values indexed by env step (sorted, one value per step)
+    :param settings: the run's settings (see :func:`run_settings`), None when unknown
     """
 
     path: Path
     label: str
     scalars: dict[str, pd.Series] = field(default_factory=dict)
+    settings: dict[str, Any] | None = None
 
 
 @dataclass
@@ -115,6 +139,49 @@ def read_scalars(run_dir: Path) -> tuple[dict[str, pd.Series], dict[str, str]]:
     return scalars, hparams
 
 
+def run_settings(run_dir: Path, root: Path) -> dict[str, Any] | None:
+    """
+    The settings of a run: from the nearest ``summary.json`` of ``maxrl-train`` in its directory or a parent up to
+    ``root`` (a ``--compare`` run in a subfolder takes the subfolder's name as its estimator), else from the nearest
+    ``hparams.json`` / ``config.json`` / ``run.json``.
+
+    :param run_dir: the run's directory
+    :param root: the directory given on the command line that the run was found under
+    :return: setting -> value (nested values as JSON text), with ``seed`` and ``estimator`` where known; None when
+        no file describes the run
+    """
+    for directory in [run_dir, *run_dir.parents]:
+        summary_path = directory / SUMMARY_FILE
+        if summary_path.is_file():
+            summary = json.loads(summary_path.read_text())
+            estimator = summary.get("estimator", summary.get("hyperparams", {}).get("estimator"))
+            if directory != run_dir:
+                method = run_dir.relative_to(directory).parts[0]
+                if method not in (summary.get("runs") or {}):
+                    return None  # a folder below a run that the summary does not describe
+                estimator = method
+            settings = {"env": summary.get("env"), **summary.get("hyperparams", {}), "seed": summary.get("seed")}
+            settings["estimator"] = estimator
+            return {key: _plain(value) for key, value in settings.items()}
+        for name in LABEL_FILES:
+            path = directory / name
+            if path.is_file():
+                content = json.loads(path.read_text())
+                return {str(key): _plain(value) for key, value in content.items()} if isinstance(content, dict) else None
+        if directory == root:
+            break
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """A setting as a comparable value: nested lists and dicts as JSON text."""
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, list | dict) else value
+
+
+def _without_seed(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in settings.items() if key not in SEED_KEYS}
+
+
 def _label_from_files(run_dir: Path, root: Path, key: str) -> str | None:
     for directory in [run_dir, *run_dir.parents]:
         for name in LABEL_FILES:
@@ -137,9 +204,11 @@ def run_label(
     root_label: str | None = None,
     label_by: str | None = None,
     label_key: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> str:
     """
-    The group of a run, by the first rule that applies.
+    The group of a run, by the first rule that applies (runs with known settings and no rule given are labelled by
+    :func:`label_by_settings` instead).
 
     :param run_dir: the run's directory
     :param root: the directory given on the command line that the run was found under
@@ -147,7 +216,9 @@ def run_label(
     :param hparams: the run's logged hparams
     :param root_label: the ``--labels`` entry of ``root``
     :param label_by: a regex searched in the run's path: its first group (or the whole match) is the label
-    :param label_key: an hparam (or key of a JSON file in the run's directory or a parent) holding the label
+    :param label_key: a setting (see :func:`run_settings`), hparam or key of a JSON file in the run's directory or a
+        parent holding the label
+    :param settings: the run's settings
     :return: ``root_label``; else the regex match; else the key's value; else the root's name when several
         roots were given; else the first directory below the root (the root's name for a run at the root)
     :raises ValueError: when ``label_by`` or ``label_key`` is given but does not match the run
@@ -160,13 +231,13 @@ def run_label(
             raise ValueError(f"--label-by {label_by!r} does not match the run path {run_dir.as_posix()!r}.")
         return match.group(1) if match.groups() else match.group(0)
     if label_key is not None:
-        label = hparams.get(label_key) or _label_from_files(run_dir, root, label_key)
+        label = (settings or {}).get(label_key) or hparams.get(label_key) or _label_from_files(run_dir, root, label_key)
         if label is None:
             raise ValueError(
                 f"--label-key {label_key!r}: the run {run_dir} logged no such hparam and has no "
-                f"{' / '.join(LABEL_FILES)} with that key in its directory or a parent up to {root}."
+                f"{' / '.join((SUMMARY_FILE, *LABEL_FILES))} with that key in its directory or a parent up to {root}."
             )
-        return label
+        return str(label)
     relative = run_dir.relative_to(root)
     if n_roots > 1 or not relative.parts:
         return root.resolve().name
@@ -187,7 +258,8 @@ def load_runs(
     :param labels: one label per root (overrides the other rules)
     :param label_by: see :func:`run_label`
     :param label_key: see :func:`run_label`
-    :return: the runs, in the order of ``roots`` and then of their paths
+    :return: the runs, in the order of ``roots`` and then of their paths; without ``labels``, ``label_by`` or
+        ``label_key``, runs with settings are labelled by :func:`label_by_settings`
     :raises ValueError: if ``labels`` does not have one entry per root, or a root holds no event file
     """
     if labels is not None and len(labels) != len(roots):
@@ -199,6 +271,7 @@ def load_runs(
             raise ValueError(f"No TensorBoard event files ({EVENT_FILE_GLOB}) under {root}.")
         for run_dir in run_dirs:
             scalars, hparams = read_scalars(run_dir)
+            settings = run_settings(run_dir, root)
             label = run_label(
                 run_dir,
                 root,
@@ -207,9 +280,60 @@ def load_runs(
                 root_label=None if labels is None else labels[index],
                 label_by=label_by,
                 label_key=label_key,
+                settings=settings,
             )
-            runs.append(Run(run_dir, label, scalars))
+            runs.append(Run(run_dir, label, scalars, settings))
+    if labels is None and label_by is None and label_key is None:
+        by_settings = label_by_settings([run.settings for run in runs if run.settings is not None])
+        for run in runs:
+            if run.settings is not None:
+                run.label = by_settings[json.dumps(_without_seed(run.settings), sort_keys=True, default=str)]
     return runs
+
+
+def label_by_settings(settings: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """
+    A label for every configuration (settings without the seed): its estimator, and the settings in which it differs
+    from another configuration of the same estimator.
+
+    :param settings: the settings of the runs
+    :return: configuration (its settings without the seed, as JSON text) -> label
+    """
+    configurations: dict[str, dict[str, Any]] = {}
+    for run_settings_ in settings:
+        configuration = _without_seed(run_settings_)
+        configurations.setdefault(json.dumps(configuration, sort_keys=True, default=str), configuration)
+    labels = {}
+    for key, configuration in configurations.items():
+        method = str(configuration.get("estimator") or "run")
+        same_method = [c for c in configurations.values() if str(c.get("estimator") or "run") == method]
+        differing = sorted(
+            {name for other in same_method for name in {*configuration, *other} if other.get(name) != configuration.get(name)}
+        )
+        details = ", ".join(f"{name}={configuration.get(name)}" for name in differing)
+        labels[key] = f"{method} ({details})" if details else method
+    return labels
+
+
+def check_groups(groups: dict[str, list[Run]]) -> list[str]:
+    """
+    Warn about groups whose runs' settings differ in anything but the seed (their band is not a seed band).
+
+    :param groups: label -> runs
+    :return: the warnings given
+    """
+    messages = []
+    for label, runs in groups.items():
+        known = [_without_seed(run.settings) for run in runs if run.settings is not None]
+        differing = sorted({name for other in known for name in {*known[0], *other} if other.get(name) != known[0].get(name)})
+        if differing:
+            messages.append(
+                f"maxrl-plot: the group {label!r} mixes runs whose settings differ in {', '.join(differing)} (not only "
+                "the seed): its curve averages different configurations. Drop --labels/--label-by/--label-key to group "
+                "by settings, or label by the setting that differs."
+            )
+            warnings.warn(messages[-1], stacklevel=2)
+    return messages
 
 
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -309,13 +433,16 @@ def plot_over_steps(
     if all(curve is None for by_label in curves.values() for curve in by_label.values()):
         return None
     n_cols = int(np.ceil(len(panels) / n_rows))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.4 * n_rows), squeeze=False, sharex=True)
+    width, height = PANEL_SIZE
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows + 0.4), squeeze=False, sharex=True)
     for ax, (tag, panel_title) in zip(axes.flat, panels, strict=False):
         for label, curve in curves[tag].items():
             if curve is not None:
                 _draw(ax, curve, label, colors[label])
         ax.set_title(panel_title)
         ax.set_xlabel("env steps")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 60k, not 60000 (tick labels of narrow panels collide)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
@@ -323,7 +450,7 @@ def plot_over_steps(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
+    fig.savefig(out_file, dpi=DPI)
     plt.close(fig)
     return out_file
 
@@ -407,9 +534,37 @@ def plot_neg_log_vs_k(
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(out_file, dpi=110)
+    fig.savefig(out_file, dpi=DPI)
     plt.close(fig)
     return out_file
+
+
+def plot_ks(ks: Sequence[int], n: int = N_PLOT_KS) -> list[int]:
+    """
+    Up to ``n`` of the evaluated ks, spread evenly on a log scale from the smallest to the largest.
+
+    :param ks: the evaluated ks
+    :param n: how many to keep
+    :return: the ks to draw over training, sorted
+    """
+    ks = sorted(set(ks))
+    if len(ks) <= n:
+        return ks
+    targets = np.geomspace(ks[0], ks[-1], n)
+    chosen = {min(ks, key=lambda k: abs(np.log(k) - np.log(target))) for target in targets}
+    return sorted(chosen)
+
+
+def auto_smooth(runs: Sequence[Run], tags: Sequence[str]) -> int:
+    """
+    The default smoothing window of the training curves: about :data:`SMOOTH_FRACTION` of a run's points.
+
+    :param runs: the runs
+    :param tags: the smoothed tags
+    :return: the window (1: none)
+    """
+    lengths = [len(run.scalars[tag]) for run in runs for tag in tags if tag in run.scalars]
+    return max(1, round(max(lengths, default=0) * SMOOTH_FRACTION))
 
 
 def make_plots(
@@ -420,8 +575,9 @@ def make_plots(
     label_by: str | None = None,
     label_key: str | None = None,
     band: Band = "std",
-    smooth: int = 1,
+    smooth: int | None = None,
     log_y: bool = False,
+    ks: Sequence[int] | None = None,
 ) -> list[Path]:
     """
     Write every figure whose keys the runs logged, and ``final_pass_at_k.csv``.
@@ -432,8 +588,10 @@ def make_plots(
     :param label_by: a regex on the run path giving the group label (see :func:`run_label`)
     :param label_key: an hparam / JSON key giving the group label
     :param band: ``"std"`` (mean +- std over runs) or ``"minmax"``
-    :param smooth: trailing moving-average window for the training curves (``rollout/``)
+    :param smooth: trailing moving-average window for the training curves (``rollout/``); None for
+        :func:`auto_smooth`, 1 for none
     :param log_y: log-scale y axis of the -log pass@k vs k figure
+    :param ks: the ks drawn over training in ``eval_pass_at_k.png``; None for :func:`plot_ks` of those evaluated
     :return: the files written
     :raises ValueError: if no run logged any of the plotted keys
     """
@@ -441,8 +599,14 @@ def make_plots(
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs([Path(root) for root in roots], labels=labels, label_by=label_by, label_key=label_key)
     groups = group_runs(runs)
+    check_groups(groups)
     pass_tags, neg_log_tags = _k_tags(runs, PASS_AT_K), _k_tags(runs, NEG_LOG_PASS_AT_K)
-    ks = sorted(set(pass_tags) | set(neg_log_tags))
+    evaluated = sorted(set(pass_tags) | set(neg_log_tags))
+    if ks is not None and not set(ks) <= set(evaluated):
+        raise ValueError(f"--ks {sorted(set(ks) - set(evaluated))} were not evaluated; the runs logged k in {evaluated}.")
+    ks = plot_ks(evaluated) if ks is None else sorted(set(ks))
+    rollout_tags = ("rollout/pass_rate", "rollout/frac_groups_all_fail")
+    smooth = auto_smooth(runs, rollout_tags) if smooth is None else smooth
     pass_panels = [(pass_tags[k], f"pass@{k}") for k in ks if k in pass_tags]
     neg_log_panels = [(neg_log_tags[k], f"-log pass@{k}") for k in ks if k in neg_log_tags]
     written = [
@@ -464,10 +628,11 @@ def make_plots(
         ),
         plot_over_steps(
             groups,
-            [("rollout/pass_rate", "training pass rate"), ("rollout/frac_groups_all_fail", "fraction of groups with K = 0")],
+            list(zip(rollout_tags, ("training pass rate", "fraction of groups with K = 0"), strict=True)),
             out / "rollout.png",
             band=band,
             smooth=smooth,
+            title=f"training (moving average over {smooth} updates)" if smooth > 1 else "training",
         ),
     ]
     table = final_pass_at_k(groups)
@@ -503,7 +668,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--label-key", help=f"hparam, or key of a {'/'.join(LABEL_FILES)} next to the run, holding the label"
     )
     parser.add_argument("--band", choices=["std", "minmax"], default="std", help="band over runs: mean +- std, or min..max")
-    parser.add_argument("--smooth", type=int, default=1, help="moving-average window of the rollout/ curves (1: none)")
+    parser.add_argument(
+        "--smooth",
+        type=int,
+        help="moving-average window of the rollout/ curves (1: none; default: about 1/25 of a run's points)",
+    )
+    parser.add_argument(
+        "--ks",
+        nargs="+",
+        type=int,
+        help=f"the ks of eval_pass_at_k.png (default: up to {N_PLOT_KS} spread over those evaluated)",
+    )
     parser.add_argument("--log-y", action="store_true", help="log-scale y axis of the -log pass@k vs k figure")
     args = parser.parse_args(argv)
     try:
@@ -516,6 +691,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             band=args.band,
             smooth=args.smooth,
             log_y=args.log_y,
+            ks=args.ks,
         )
     except ValueError as error:
         parser.error(str(error))
