@@ -91,6 +91,8 @@ def test_a_tiny_minigrid_run_end_to_end(tmp_path) -> None:
     result = run_protocol(minigrid_task("MiniGrid-LavaCrossingS9N1-v0"), recipe, methods, out_dir=tmp_path, verbose=0)
     assert [row["method"] for row in result.rows] == ["base", *methods]
     assert all(row["timesteps"] >= 256 for row in result.rows[1:])
+    family_steps = [row["timesteps"] for row in result.rows[1:4]]
+    assert result.rows[4]["timesteps"] >= np.median(family_steps), "PPO gets the MaxRL family's median env steps"
     assert {f"neg_log_pass@{k}" for k in (1, 2, 4, 8, 16, 32, 64)} <= set(result.rows[0])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["exact"] and summary["runs"][0]["bc_steps"] == 3 and not summary["runs"][0]["bc_stopped_at_target"]

@@ -10,7 +10,9 @@ state, and, where the task allows it, an exact evaluator) and a :class:`Recipe` 
    solve are reported in ``summary.json``, never cloned;
 3. fine-tunes a copy of that same base with each method at the same env-step budget: ``"maxrl"``, ``"grpo"``,
    ``"rloo"`` (any estimator of ``MaxRL``, with the same update settings) and ``"ppo"`` (SB3 PPO whose actor is the
-   cloned base and whose critic is fresh);
+   cloned base and whose critic is fresh). A MaxRL update is ``n_groups x group_size`` complete episodes, so a run
+   ends at the first update past ``recipe.timesteps``; PPO runs last, for the median env steps the MaxRL-family
+   runs of that seed took (their actual env steps are in the table);
 4. evaluates pass@k on the held-out start states, exactly (``task.exact_pass_at_k``) or from
    ``recipe.eval_samples`` episodes per start state;
 5. writes ``table.csv``, ``summary.json``, TensorBoard logs (``tb/``) and ``neg_log_pass_at_k.png``.
@@ -374,6 +376,7 @@ def _ppo_from_actor(
     venv: VecEnv,
     recipe: Recipe,
     learning_rate: float,
+    timesteps: int,
     train: Sequence[int],
     seed: int,
     tensorboard_log: str | None,
@@ -399,7 +402,7 @@ def _ppo_from_actor(
     model.policy.action_net.load_state_dict(base.policy.action_net.state_dict())
     # PPO resets env slots itself: queue training start states for the whole run (each episode takes >= 1 step)
     rng = np.random.default_rng(seed)
-    per_slot = recipe.timesteps // venv.num_envs + recipe.ppo_n_steps + 2
+    per_slot = timesteps // venv.num_envs + recipe.ppo_n_steps + 2
     start_state_control(venv).schedule_episodes(
         {slot: [EpisodeStart(int(s)) for s in rng.choice(train, per_slot)] for slot in range(venv.num_envs)}, replace=True
     )
@@ -412,6 +415,7 @@ def _fine_tune(
     base: MaxRL,
     method: str,
     learning_rate: float,
+    timesteps: int,
     seeds: StartSeeds,
     seed: int,
     tensorboard_log: str | None,
@@ -420,7 +424,7 @@ def _fine_tune(
     name = f"{method}_lr{learning_rate:g}_seed{seed}"
     model: Any
     if method == PPO_METHOD:
-        model = _ppo_from_actor(base, venv, recipe, learning_rate, seeds.train, seed, tensorboard_log)
+        model = _ppo_from_actor(base, venv, recipe, learning_rate, timesteps, seeds.train, seed, tensorboard_log)
     else:
         model = MaxRL(
             "MlpPolicy",
@@ -440,7 +444,7 @@ def _fine_tune(
             seed=seed,
         )
         model.policy.load_state_dict(base.policy.state_dict())
-    model.learn(recipe.timesteps, tb_log_name=name)
+    model.learn(timesteps, tb_log_name=name)
     venv.close()
     return model
 
@@ -515,11 +519,15 @@ def _run_seed(
         expert_unsolved_train_seeds=sorted(unsolved),
         methods={},
     )
-    for method in methods:
+    family_steps: list[int] = []  # env steps of the MaxRL-family runs, whose updates are whole groups of episodes
+    for method in sorted(methods, key=lambda m: m == PPO_METHOD):  # PPO last: it gets their median budget
         candidates = []
+        timesteps = int(np.median(family_steps)) if method == PPO_METHOD and family_steps else recipe.timesteps
         for learning_rate in recipe.learning_rates_of(method):
             method_started = time.perf_counter()
-            model = _fine_tune(task, recipe, base, method, learning_rate, start_seeds, seed, tensorboard_log)
+            model = _fine_tune(task, recipe, base, method, learning_rate, timesteps, start_seeds, seed, tensorboard_log)
+            if method != PPO_METHOD:
+                family_steps.append(model.num_timesteps)
             validation = (
                 evaluator(model, start_seeds.validation, ks, recipe.eval_samples)
                 if len(recipe.learning_rates_of(method)) > 1
