@@ -38,7 +38,7 @@ _SAMPLED_HINT = "evaluate it by sampling instead: sb3_maxrl.evaluate_pass_at_k(m
 PolicyLike = BaseAlgorithm | BasePolicy | Callable[[np.ndarray], np.ndarray]
 
 
-def _wrapper_chain(env: gym.Env) -> list[gym.Env]:
+def _wrapper_chain(env: gym.Env) -> list[gym.Wrapper]:
     chain = []
     while isinstance(env, gym.Wrapper):
         chain.append(env)
@@ -245,7 +245,7 @@ def _flow(probabilities: np.ndarray, tables: list[np.ndarray], budgets: list[int
     owners = owner_of_state[sources]
     weights = probabilities.ravel()
     moves, to_goal = targets >= 0, targets == _GOAL
-    mass = np.zeros(n_states)
+    mass: np.ndarray = np.zeros(n_states)
     mass[offsets] = 1.0
     budget = np.array(budgets)
     success, lengths = np.zeros(len(tables)), np.zeros(len(tables))

@@ -20,6 +20,7 @@ from sb3_maxrl.experiments.pipeline import (
     minigrid_task,
     recipe_for,
     run_protocol,
+    strict_maze_task,
     task_for,
 )
 
@@ -144,3 +145,20 @@ def test_recipes_tasks_and_methods_are_checked() -> None:
     assert task_for("MiniGrid-LavaCrossingS9N2-v0").exact_pass_at_k is not None
     assert task_for("BabyAI-GoToRedBallGrey-v0").exact_pass_at_k is None
     assert task_for("MaxRL/StrictMaze-9x9-v0").vec_env_fn is not None
+
+
+def test_the_strict_maze_is_one_task_of_the_pipeline() -> None:
+    from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, layout_key, maze_walls
+
+    th.set_num_threads(1)
+    task = strict_maze_task(7)
+    assert isinstance(task.make_vec_env(4, 0), StrictMazeVecEnv)
+    recipe = Recipe(
+        n_train=50, n_validation=8, n_test=8, bc_batch_size=8, bc_max_steps=5, timesteps=500, group_size=4, n_groups=4,
+        n_envs=16, net_arch=(16,), ppo_n_steps=32, ppo_batch_size=128, ks=(1, 1024),
+    )  # fmt: skip
+    result = run_protocol(task, recipe, ("maxrl", "ppo"), verbose=0)
+    assert result.summary["exact"] and [row["method"] for row in result.rows] == ["base", "maxrl", "ppo"]
+    seeds = draw_start_seeds(task.key_function(), 50, 8, 8)
+    layouts = [layout_key(maze_walls(7, s)) for s in seeds.train + seeds.validation + seeds.test]
+    assert len(set(layouts)) == len(layouts) == 66
