@@ -33,6 +33,7 @@ from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Goal, Wall
 from minigrid.minigrid_env import MiniGridEnv
 
+from sb3_maxrl.common.utils import check_positive_int
 from sb3_maxrl_envs.minigrid_wrappers import ObsEncoding, check_obs_encoding, wrap_minigrid
 
 Placement = Literal["corners", "random"]
@@ -254,8 +255,8 @@ class PerfectMazeEnv(MiniGridEnv):
             raise ValueError(
                 f"start_dir={start_dir!r} must be 0 (east), 1 (south), 2 (west), 3 (north) or None (from the seed)"
             )
-        if max_steps is not None and (not isinstance(max_steps, (int, np.integer)) or max_steps < 1):
-            raise ValueError(f"max_steps={max_steps!r} must be a positive integer, or None for 2 * size**2")
+        if max_steps is not None:
+            check_positive_int("max_steps", max_steps, "or None for 2 * size**2")
         if not isinstance(agent_view_size, (int, np.integer)) or agent_view_size < 3 or agent_view_size % 2 == 0:
             raise ValueError(f"agent_view_size={agent_view_size!r} must be an odd integer >= 3 (MiniGrid's default is 7)")
         self.size = int(size)
