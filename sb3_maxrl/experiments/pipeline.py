@@ -15,7 +15,8 @@ state, and, where the task allows it, an exact evaluator) and a :class:`Recipe` 
    runs of that seed took (their actual env steps are in the table);
 4. evaluates pass@k on the held-out start states, exactly (``task.exact_pass_at_k``) or from
    ``recipe.eval_samples`` episodes per start state;
-5. writes ``table.csv``, ``summary.json``, TensorBoard logs (``tb/``) and ``neg_log_pass_at_k.png``.
+5. writes ``table.csv``, ``summary.json``, TensorBoard logs (``tb/``), the models (``models/``) and
+   ``neg_log_pass_at_k.png``.
 
 Tasks: :func:`minigrid_task` (the planner or ``BabyAIBot`` expert, exact evaluation where the env is deterministic
 navigation), :func:`strict_maze_task` (the package's native strict mazes), or a :class:`Task` of your own env::
@@ -43,6 +44,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_maxrl.common.behavior_cloning import ExpertBatch, behavior_cloning
@@ -150,6 +152,8 @@ class Recipe:
     :param ks: the ks of the table
     :param eval_samples: episodes per held-out start state when the evaluation is sampled (>= max(ks))
     :param validation_samples: episodes per validation start state for the sampled behaviour-cloning stop
+    :param eval_points: held-out evaluations during each fine-tuning run, logged to TensorBoard under ``eval/``
+        (0: only the final one)
     """
 
     n_train: int = 2000
@@ -179,6 +183,7 @@ class Recipe:
     ks: tuple[int, ...] = (1, 16, 64, 256)
     eval_samples: int = 256
     validation_samples: int = 16
+    eval_points: int = 0
 
     def learning_rates_of(self, method: str) -> tuple[float, ...]:
         """
@@ -419,6 +424,7 @@ def _fine_tune(
     seeds: StartSeeds,
     seed: int,
     tensorboard_log: str | None,
+    callback: BaseCallback | None = None,
 ) -> Any:
     venv = task.make_vec_env(recipe.n_envs, seed)
     name = f"{method}_lr{learning_rate:g}_seed{seed}"
@@ -444,16 +450,31 @@ def _fine_tune(
             seed=seed,
         )
         model.policy.load_state_dict(base.policy.state_dict())
-    model.learn(timesteps, tb_log_name=name)
+    model.learn(timesteps, callback=callback, tb_log_name=name)
     venv.close()
     return model
 
 
-def _log_to_tensorboard(model: Any, metrics: dict[str, float], prefix: str) -> None:
+class _HeldOutEvalCallback(BaseCallback):
+    """Evaluates on the held-out start states every ``every`` env steps and logs pass@k under ``eval/``."""
+
+    def __init__(self, evaluate: Callable[[Any], dict[str, float]], every: int) -> None:
+        super().__init__()
+        self.evaluate, self.every, self.next_at = evaluate, every, every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_at:
+            _log_to_tensorboard(self.model, self.evaluate(self.model), "eval", dump=False)
+            self.next_at += self.every
+        return True
+
+
+def _log_to_tensorboard(model: Any, metrics: dict[str, float], prefix: str, dump: bool = True) -> None:
     for key, value in metrics.items():
         if key.startswith(("pass@", "neg_log_pass@")) and math.isfinite(value):
             model.logger.record(f"{prefix}/{key}", value)
-    model.logger.dump(model.num_timesteps)
+    if dump:
+        model.logger.dump(model.num_timesteps)
 
 
 def _run_seed(
@@ -465,6 +486,7 @@ def _run_seed(
     curve_ks: list[int],
     tensorboard_log: str | None,
     say: Callable[..., None],
+    model_dir: Path | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One seed of the protocol: clone a base, fine-tune and evaluate every method; the rows and the run's summary."""
     ks = recipe.ks
@@ -495,6 +517,8 @@ def _run_seed(
         eval_freq=recipe.bc_eval_freq,
     )
     base_metrics = evaluator(base, start_seeds.test, curve_ks, recipe.eval_samples)
+    if model_dir is not None:
+        base.save(model_dir / f"base_seed{seed}.zip")
     say(
         f"[{task.name} seed {seed}] base: {cloning.n_steps} cloning steps, validation pass@1 "
         f"{cloning.last_evaluation:.4f}, test pass@1 {base_metrics['pass@1']:.4f}; expert failed on {len(unsolved)} "
@@ -525,7 +549,17 @@ def _run_seed(
         timesteps = int(np.median(family_steps)) if method == PPO_METHOD and family_steps else recipe.timesteps
         for learning_rate in recipe.learning_rates_of(method):
             method_started = time.perf_counter()
-            model = _fine_tune(task, recipe, base, method, learning_rate, timesteps, start_seeds, seed, tensorboard_log)
+            callback = None
+            if recipe.eval_points > 0:
+                callback = _HeldOutEvalCallback(
+                    lambda m: evaluator(m, start_seeds.test, ks, recipe.eval_samples),
+                    max(timesteps // recipe.eval_points, 1),
+                )
+            model = _fine_tune(
+                task, recipe, base, method, learning_rate, timesteps, start_seeds, seed, tensorboard_log, callback
+            )
+            if model_dir is not None:
+                model.save(model_dir / f"{method}_lr{learning_rate:g}_seed{seed}.zip")
             if method != PPO_METHOD:
                 family_steps.append(model.num_timesteps)
             validation = (
@@ -570,7 +604,8 @@ def run_protocol(
     :param recipe: the settings; None for ``Recipe()``
     :param methods: MaxRL estimators ("maxrl", "grpo", "rloo", ...) and/or "ppo"
     :param seeds: one run per seed (its own base: initialization, cloning draws and fine-tuning)
-    :param out_dir: where to write ``table.csv``, ``rows.csv``, ``summary.json``, ``tb/`` and the plot; None: nothing
+    :param out_dir: where to write ``table.csv``, ``rows.csv``, ``summary.json``, ``tb/``, ``models/`` and the plot;
+        None: nothing
     :param verbose: 0 silent, 1 one line per stage
     :return: the rows, the summary and the table
     """
@@ -582,6 +617,9 @@ def run_protocol(
         raise ValueError(f"Sampled pass@{max(ks)} needs eval_samples >= {max(ks)}, got {recipe.eval_samples}.")
     out = None if out_dir is None else Path(out_dir)
     tensorboard_log = None if out is None else str(out / "tb")
+    model_dir = None if out is None else out / "models"
+    if model_dir is not None:
+        model_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     say = print if verbose else (lambda *args, **kwargs: None)
     start_seeds = draw_start_seeds(task.key_function(), recipe.n_train, recipe.n_validation, recipe.n_test)
@@ -600,7 +638,7 @@ def run_protocol(
         runs=[],
     )
     for seed in seeds:
-        seed_rows, run_summary = _run_seed(task, recipe, methods, start_seeds, seed, curve_ks, tensorboard_log, say)
+        seed_rows, run_summary = _run_seed(task, recipe, methods, start_seeds, seed, curve_ks, tensorboard_log, say, model_dir)
         rows += seed_rows
         summary["runs"].append(run_summary)
     summary["seconds"] = time.perf_counter() - started
@@ -714,7 +752,6 @@ def minigrid_task(env_id: str, *, obs: str = "flat", fully_observed: bool = Fals
         expert=expert,
         start_state_key=lambda seed: minigrid_start_state_key(key_env, seed),
         exact_pass_at_k=exact,
-        max_episode_steps=int(probe.unwrapped.max_steps) + 1,  # type: ignore[attr-defined]
     )
 
 
