@@ -309,10 +309,6 @@ class _Evaluator:
         self.task, self.recipe, self.seed = task, recipe, seed
         self._env: VecEnv | None = None
 
-    @property
-    def exact(self) -> bool:
-        return self.task.exact_pass_at_k is not None
-
     def __call__(self, model: Any, seeds: Sequence[int], ks: Sequence[int], n_samples: int) -> dict[str, float]:
         if self.task.exact_pass_at_k is not None:
             return self.task.exact_pass_at_k(model, list(seeds), list(ks)).metrics()
