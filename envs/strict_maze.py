@@ -618,7 +618,10 @@ class StrictMazeVecEnv(NativeStartStateVecEnv):
         :param start: the start
         :return: the start
         """
-        return EpisodeStart(_check_seed(start.start_seed), start.noise_seed)
+        seed = start.start_seed
+        if type(seed) is int and seed >= 0:
+            return start
+        return EpisodeStart(_check_seed(seed), start.noise_seed)
 
     def reset(self) -> VecEnvObs:
         """

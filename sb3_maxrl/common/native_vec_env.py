@@ -90,15 +90,20 @@ class NativeStartStateVecEnv(VecEnv):
             self._queues[slot].extend(queued)
 
     def _checked(self, start: EpisodeStart | int) -> EpisodeStart:
+        if type(start) is EpisodeStart and type(start.start_seed) is int:  # the collector's starts: the fast path
+            if start.start_seed < 0:
+                return self._checked_idle()
+            return self.check_start(start)
         if isinstance(start, bool) or not isinstance(start, EpisodeStart | int | np.integer):
             raise TypeError(f"An episode start must be an EpisodeStart(start_seed, noise_seed) or an int seed, got {start!r}.")
         if isinstance(start, EpisodeStart) and is_idle_start(start):
-            if not self.supports_idle_slots:
-                raise ValueError(
-                    f"{type(self).__name__} has no idle slots (supports_idle_slots is False): queue a start seed."
-                )
-            return IDLE
+            return self._checked_idle()
         return self.check_start(_as_episode_start(start))
+
+    def _checked_idle(self) -> EpisodeStart:
+        if not self.supports_idle_slots:
+            raise ValueError(f"{type(self).__name__} has no idle slots (supports_idle_slots is False): queue a start seed.")
+        return IDLE
 
     def pop_starts(self, slots: Sequence[int] | np.ndarray) -> tuple[list[int], list[EpisodeStart | None]]:
         """

@@ -19,7 +19,8 @@ in value and gradient, to the per-episode loss on the same samples (``tests/test
   batch of start seeds).
 - :class:`OneStepVecEnv`: the task as a VecEnv with native start-state control; ``MaxRL`` trains on it with
   :func:`collect_one_step_groups` and :func:`one_step_losses` (``MaxRL("MlpPolicy", task)`` wraps the task).
-- :func:`sample_categorical`: many samples per row of a categorical distribution, fast.
+- :func:`~sb3_maxrl.common.distributions.sample_categorical` (imported here as before): many samples per row of a
+  categorical distribution, fast.
 - :func:`evaluate_one_step`: exact pass@k and accuracy on held-out start seeds from the policy's probabilities.
 """
 
@@ -33,21 +34,21 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution, Distribution
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from sb3_maxrl.common.distributions import (
+    DistributionPolicy,
+    class_log_probs,
+    gaussian,
+    sample_categorical,
+    sample_log_probs,
+)
 from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, SUCCESS_KEY
 from sb3_maxrl.common.native_vec_env import NativeStartStateVecEnv
 from sb3_maxrl.common.start_states import observation_fingerprint
 from sb3_maxrl.common.utils import check_positive_int
-
-#: Slices of the probability mass per class in the guide table of :func:`sample_categorical`.
-_GUIDE_SLICES_PER_CLASS = 2
-#: The guide table's lower bounds are widened by this much (in units of one slice of probability mass), far above
-#: float64 rounding, so they never exclude the answer.
-_GUIDE_MARGIN = 1e-6
 
 
 @runtime_checkable
@@ -80,13 +81,6 @@ class OneStepTask(Protocol):
             Box action is clipped to its bounds, as SB3 clips the actions it sends to an env)
         :return: ``(G, N)`` likelihoods in ``[0, 1]``
         """
-
-
-class _DistributionPolicy(Protocol):
-    @property
-    def device(self) -> th.device: ...
-
-    def get_distribution(self, obs: th.Tensor) -> Distribution: ...
 
 
 class OneStepVecEnv(NativeStartStateVecEnv):
@@ -188,59 +182,6 @@ def one_step_task(env: Any) -> OneStepTask | None:
     if isinstance(env, OneStepVecEnv) and isinstance(env.action_space, spaces.Discrete | spaces.Box):
         return env.task
     return None
-
-
-def sample_categorical(log_probs: th.Tensor, n_samples: int) -> th.Tensor:
-    """
-    Draw ``n_samples`` i.i.d. classes from each row of a categorical distribution (inverse transform sampling).
-
-    Each class is the first whose cumulative probability exceeds a uniform draw, found through a guide table
-    (Chen and Asau's cutpoint method) of ``2 C`` equal slices of the probability mass: the draw's slice gives a
-    lower bound, which or the class after it is the answer for most draws; the rest are binary-searched. Exactly
-    the classes a binary search of the cumulative sums (float64) would give for the same uniform draws, and several
-    times faster than ``torch.multinomial`` for thousands of samples per row. Classes of probability 0 are never
-    drawn. Uses torch's global random generator.
-
-    :param log_probs: ``(G, C)`` log-probabilities (normalized up to rounding)
-    :param n_samples: draws per row
-    :return: ``(G, n_samples)`` int64 classes
-    """
-    n_rows, n_classes = log_probs.shape
-    n_slices = _GUIDE_SLICES_PER_CLASS * n_classes
-    cdf = log_probs.detach().double().exp().cumsum(dim=1)
-    total = cdf[:, -1:]
-    uniforms = th.rand(n_rows, n_samples, dtype=th.float64, device=cdf.device)
-    slices = (uniforms * n_slices).long()  # the draw lies in [slice, slice + 1) * total / n_slices
-    draws = uniforms.mul_(th.nextafter(total, th.zeros_like(total)))  # below the total: some class's cdf exceeds it
-    classes = _guide_table(cdf, n_slices).gather(1, slices)  # a lower bound of each answer (at most C - 1)
-    classes += cdf.gather(1, classes) <= draws
-    unresolved = (cdf.gather(1, classes) <= draws).nonzero(as_tuple=True)
-    if len(unresolved[0]) > 0:  # the few others: one batched binary search, their draws padded into rows
-        rows = unresolved[0]
-        per_row = th.bincount(rows, minlength=n_rows)
-        rank = th.arange(len(rows), device=cdf.device) - (per_row.cumsum(0) - per_row)[rows]  # nonzero is row-major
-        padded = th.zeros(n_rows, int(per_row.max()), dtype=cdf.dtype, device=cdf.device)
-        padded[rows, rank] = draws[unresolved]
-        classes[unresolved] = th.searchsorted(cdf, padded, right=True)[rows, rank]
-    return classes
-
-
-def _guide_table(cdf: th.Tensor, n_slices: int) -> th.Tensor:
-    """
-    ``guide[g, j] = #{c : cdf[g, c] n_slices / total_g + margin < j}``: the classes that surely end before slice
-    ``j`` of row ``g`` starts, so below any draw in it (the answer for such a draw is at least ``guide[g, j]``).
-
-    The scaled cumulative sums are at most ``n_slices`` (up to rounding, far below the margin), so a row needs
-    ``n_slices + 2`` cells (``j = 0 .. n_slices + 1``) and no clamp.
-
-    :param cdf: ``(G, C)`` cumulative probabilities, float64, non-decreasing along each row
-    :param n_slices: slices of each row's probability mass
-    :return: ``(G, n_slices + 2)`` int64
-    """
-    n_rows, width = cdf.shape[0], n_slices + 2
-    ends = (cdf * (n_slices / cdf[:, -1:])).add_(_GUIDE_MARGIN).long()  # floor: the values are >= 0
-    ends += th.arange(1, n_rows * width, width, device=cdf.device)[:, None]  # the cell after the end, in row g's table
-    return th.bincount(ends.reshape(-1), minlength=n_rows * width).reshape(n_rows, width).cumsum_(dim=1)
 
 
 @dataclasses.dataclass
@@ -363,7 +304,7 @@ class PolicyLosses(NamedTuple):
 
 
 def collect_one_step_groups(
-    policy: _DistributionPolicy, task: OneStepTask, seeds: Sequence[int], group_size: int
+    policy: DistributionPolicy, task: OneStepTask, seeds: Sequence[int], group_size: int
 ) -> OneStepBatch:
     """
     Run ``group_size`` one-step episodes from each start seed with one policy forward pass per seed.
@@ -386,14 +327,14 @@ def collect_one_step_groups(
     action_space = task.action_space
     with th.no_grad():
         if isinstance(action_space, spaces.Box):
-            normal = _gaussian(policy, observation_tensor)
+            normal = gaussian(policy, observation_tensor)
             shape = (len(seed_array), group_size, *normal.loc.shape[1:])  # group-major, as N repeated rows would draw
             actions = th.normal(normal.loc.unsqueeze(1).expand(shape), normal.scale.unsqueeze(1).expand(shape))
-            old_log_probs = _sample_log_probs(normal, actions)
+            old_log_probs = sample_log_probs(normal, actions)
             task_actions = actions.cpu().numpy().reshape(len(seed_array), group_size, *action_space.shape)
             task_actions = np.clip(task_actions, action_space.low, action_space.high)
         else:
-            old_log_probs = _class_log_probs(policy, observation_tensor)
+            old_log_probs = class_log_probs(policy, observation_tensor)
             actions = sample_categorical(old_log_probs, group_size)
             task_actions = actions.cpu().numpy()
     likelihoods = np.asarray(task.likelihoods(seed_array, task_actions), dtype=np.float64)
@@ -406,7 +347,7 @@ def collect_one_step_groups(
 
 
 def one_step_losses(
-    policy: _DistributionPolicy, batch: OneStepBatch, clip_range: float | None, entropy_gradient: bool = True
+    policy: DistributionPolicy, batch: OneStepBatch, clip_range: float | None, entropy_gradient: bool = True
 ) -> PolicyLosses:
     """
     The per-episode policy and entropy losses of MaxRL on a one-step batch, from one forward pass per group.
@@ -421,11 +362,11 @@ def one_step_losses(
     :return: the losses and, with a clip range, the fraction of episodes whose ratio was clipped
     """
     if batch.per_class:
-        class_log_probs = _class_log_probs(policy, batch.observations)
-        log_probs = class_log_probs
+        every_class = class_log_probs(policy, batch.observations)
+        log_probs = every_class
     else:
-        normal = _gaussian(policy, batch.observations)
-        log_probs = _sample_log_probs(normal, batch.actions)
+        normal = gaussian(policy, batch.observations)
+        log_probs = sample_log_probs(normal, batch.actions)
     n_episodes = batch.n_groups * batch.group_size
     clip_fraction = None
     if clip_range is None:
@@ -445,52 +386,10 @@ def one_step_losses(
             clip_fraction = float((th.abs(episode_ratios - 1.0) > clip_range).double().mean())
     with th.set_grad_enabled(entropy_gradient and th.is_grad_enabled()):
         if batch.per_class:  # minus the mean entropy of the groups
-            entropy_loss = (class_log_probs.exp() * class_log_probs).sum(dim=1).mean()
+            entropy_loss = (every_class.exp() * every_class).sum(dim=1).mean()
         else:
             entropy_loss = -normal.entropy().sum(dim=-1).mean()
     return PolicyLosses(policy_loss, entropy_loss, clip_fraction)
-
-
-def _class_log_probs(policy: _DistributionPolicy, observations: th.Tensor) -> th.Tensor:
-    """
-    ``log pi(a | x)`` of every class ``a`` at each observation ``x``: ``(G, C)``, from a categorical policy.
-
-    A policy whose ``get_distribution`` is ``MaxRLPolicy``'s own skips building torch's ``Categorical`` (its argument
-    checks cost about as much as a linear policy's forward pass): the same numbers are its action net's logits,
-    normalized as ``Categorical`` normalizes them (``tests/test_one_step.py`` checks they are identical).
-    """
-    from sb3_maxrl.maxrl.policies import MaxRLPolicy  # imported here: sb3_maxrl.maxrl imports this module
-
-    if (
-        isinstance(policy, MaxRLPolicy)
-        and type(policy).get_distribution is MaxRLPolicy.get_distribution
-        and isinstance(policy.action_dist, CategoricalDistribution)
-    ):
-        logits = policy.action_net(policy.latent_net(policy.extract_features(observations)))
-        return logits - logits.logsumexp(dim=-1, keepdim=True)
-    distribution = policy.get_distribution(observations)
-    if not isinstance(distribution, CategoricalDistribution):
-        raise TypeError(
-            f"A one-step task with a Discrete action space needs a categorical policy, got {type(distribution).__name__}; "
-            "run it episode by episode (a DummyVecEnv of the task's gym.Env)."
-        )
-    return distribution.distribution.logits  # torch's Categorical normalizes its logits to log-probabilities
-
-
-def _gaussian(policy: _DistributionPolicy, observations: th.Tensor) -> th.distributions.Normal:
-    """The policy's Gaussian at each observation: a torch ``Normal`` of batch shape ``(G, action_dim)``."""
-    distribution = policy.get_distribution(observations)
-    if not isinstance(distribution, DiagGaussianDistribution):
-        raise TypeError(
-            f"A one-step task with a Box action space needs a Gaussian policy (DiagGaussianDistribution), got "
-            f"{type(distribution).__name__}; run it episode by episode (a DummyVecEnv of the task's gym.Env)."
-        )
-    return distribution.distribution
-
-
-def _sample_log_probs(normal: th.distributions.Normal, actions: th.Tensor) -> th.Tensor:
-    """``log pi(a_gi | x_g)`` of every sample ``(G, N, action_dim)`` under the Gaussian of its group: ``(G, N)``."""
-    return th.distributions.Normal(normal.loc.unsqueeze(1), normal.scale.unsqueeze(1)).log_prob(actions).sum(dim=-1)
 
 
 @dataclasses.dataclass
@@ -519,7 +418,7 @@ class OneStepEvaluation(ExactPassAtKResult):
 
 
 def evaluate_one_step(
-    model: BaseAlgorithm | _DistributionPolicy,
+    model: BaseAlgorithm | DistributionPolicy,
     task: OneStepTask,
     seeds: Sequence[int] | np.ndarray,
     ks: Sequence[int] | None = None,
@@ -539,7 +438,7 @@ def evaluate_one_step(
     :param batch_size: start seeds per forward pass
     :return: the per-seed success probabilities and the summary
     """
-    policy: _DistributionPolicy = model.policy if isinstance(model, BaseAlgorithm) else model  # type: ignore[assignment]
+    policy: DistributionPolicy = model.policy if isinstance(model, BaseAlgorithm) else model  # type: ignore[assignment]
     if not isinstance(task.action_space, spaces.Discrete):
         raise TypeError(f"evaluate_one_step needs a Discrete action space, got {task.action_space}; use evaluate_pass_at_k.")
     check_positive_int("batch_size", batch_size, "start seeds per forward pass")
@@ -552,7 +451,7 @@ def evaluate_one_step(
         chunk = seed_array[start : start + batch_size]
         with th.no_grad():
             observations = obs_as_tensor(task.observations(chunk), policy.device)
-            class_probs = _class_log_probs(policy, observations).double().exp().cpu().numpy()  # type: ignore[arg-type]
+            class_probs = class_log_probs(policy, observations).double().exp().cpu().numpy()  # type: ignore[arg-type]
         likelihoods = np.asarray(task.likelihoods(chunk, np.broadcast_to(all_actions, class_probs.shape)), dtype=np.float64)
         probabilities.append(np.clip((class_probs * likelihoods).sum(axis=1), 0.0, 1.0))
         modes.append(likelihoods[np.arange(len(chunk)), class_probs.argmax(axis=1)])
@@ -560,3 +459,19 @@ def evaluate_one_step(
     exact = pass_at_k_from_probabilities(success, ks, start_seeds=seed_array, expected_lengths=np.ones(len(success)))
     fields = {field.name: getattr(exact, field.name) for field in dataclasses.fields(exact)}
     return OneStepEvaluation(**fields, mode_likelihoods=np.concatenate(modes))
+
+
+#: the names this module had before the sampler moved to ``sb3_maxrl.common.distributions``
+__all__ = [
+    "OneStepBatch",
+    "OneStepEvaluation",
+    "OneStepTask",
+    "OneStepVecEnv",
+    "PolicyLosses",
+    "collect_one_step_groups",
+    "evaluate_one_step",
+    "one_step_losses",
+    "one_step_task",
+    "sample_categorical",
+]
+_class_log_probs = class_log_probs

@@ -177,11 +177,33 @@ class MaxRLPolicy(BasePolicy):
         :param deterministic: Whether to take the mode instead of sampling
         :return: actions and their log-probabilities
         """
+        if not deterministic:
+            class_log_probs = self.categorical_log_probs(obs)
+            if class_log_probs is not None:  # torch's Categorical.sample and log_prob on the same numbers
+                actions = th.multinomial(th.softmax(class_log_probs, dim=-1), 1, True).T.reshape(-1)
+                return actions, class_log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         distribution = self.get_distribution(obs)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
         return actions, log_prob
+
+    def categorical_log_probs(self, obs: PyTorchObs) -> th.Tensor | None:
+        """
+        ``log pi(a | obs)`` of every action of a Discrete action space, without building torch's ``Categorical``
+        (whose argument checks cost about as much as a small network's forward pass): the numbers of
+        ``get_distribution(obs).distribution.logits``.
+
+        :param obs: Observation (preprocessed by ``obs_to_tensor``)
+        :return: ``(batch, n_actions)`` log-probabilities, or None for another action space or a subclass with its
+            own ``get_distribution``
+        """
+        if not isinstance(self.action_dist, CategoricalDistribution) or (
+            type(self).get_distribution is not MaxRLPolicy.get_distribution
+        ):
+            return None
+        logits = self.action_net(self.latent_net(self.extract_features(obs)))
+        return logits - logits.logsumexp(dim=-1, keepdim=True)  # as Categorical normalizes its logits
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.get_distribution(observation).get_actions(deterministic=deterministic)
@@ -194,6 +216,11 @@ class MaxRLPolicy(BasePolicy):
         :param actions: Actions taken at those observations
         :return: log-probabilities and entropy (None where the distribution has no analytical entropy)
         """
+        class_log_probs = self.categorical_log_probs(obs)
+        if class_log_probs is not None:  # torch's Categorical.log_prob and entropy on the same numbers
+            log_prob = class_log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            clamped = class_log_probs.clamp(min=th.finfo(class_log_probs.dtype).min)
+            return log_prob, -(clamped * th.softmax(class_log_probs, dim=-1)).sum(-1)
         distribution = self.get_distribution(obs)
         if isinstance(self.action_dist, DiagGaussianDistribution):
             actions = actions.reshape(-1, get_action_dim(self.action_space))
