@@ -5,6 +5,7 @@ Everything runs in this process with one torch thread, on ``StrictMazeVecEnv`` (
 
 - ``env_random_fresh``: the VecEnv with random actions, a fresh maze (a new seed, generated) for every episode
 - ``env_random_cached``: the same with mazes drawn from 1024 training seeds, so their layouts are cached
+- ``env_random_update`` (V): the same on one update's 16 mazes
 - ``policy_forward``: MaxRL's policy (MLP 128-128) forward-and-sample alone, ``policy(obs)`` under ``no_grad``,
   at batch ``num_envs``: the limit of any on-policy training loop
 - ``maxrl_learn``: ``MaxRL("MlpPolicy", StrictMazeVecEnv(...), group_size=16, n_groups=16, n_epochs=1,
@@ -12,14 +13,23 @@ Everything runs in this process with one torch thread, on ``StrictMazeVecEnv`` (
   throw-away episodes on fresh mazes
 - ``maxrl_learn_cached``: the same with ``train_seeds`` = 1024 mazes (MaxRL's and the VecEnv's), so that every
   maze, throw-away episodes' included, comes from the layout cache
-- ``maxrl_learn_bc``: ``maxrl_learn_cached`` from a behaviour-cloned weak base (15 BC steps of 32 mazes, Adam 1e-3,
-  as in the strict-maze benchmark): longer episodes, as in the real runs
+- ``maxrl_learn_bc``: ``maxrl_learn_cached`` from the protocol's weak base (behaviour cloning of 32 mazes per Adam
+  step until the exact pass@1 on 64 validation mazes reaches 1%, ``clone_weak_base``): episodes as long as in the
+  real runs
+- ``train_step`` (B): ``MaxRL.train()`` alone (one forward, backward and optimizer step on all the update's steps),
+  repeated on one update of ``maxrl_learn_bc``: samples per second at the update's size
+- ``maxrl_learn_bc_clip4``: ``maxrl_learn_bc`` with PPO's reuse: ``n_epochs=4``, ``clip_range=0.2``,
+  ``batch_size=2048``
 - ``ppo_learn`` / ``ppo_learn_cached``: SB3 PPO (``n_steps=32``, ``batch_size=2048``, ``n_epochs=4``, actor and
   critic 128-128) on the same VecEnv, for reference
 
 Each measurement runs for a time budget after a warm-up; the configurations are interleaved within every repeat
 and the median over repeats is reported (the machine is shared: absolute numbers are noisy). MaxRL rows also
-report the utilization (share of env steps in a kept episode) and the mean kept-episode length.
+report the utilization (share of stepped env slots in a kept episode), the mean kept-episode length and
+``useful_per_s``: env steps that enter a gradient per second of whole updates (collection and training). For PPO
+every env step enters a gradient. The summary adds the loop's limit ``L = 1 / (1/F + 1/V + E/B)`` (F =
+``policy_forward``, E epochs) and the useful rates as fractions of F and L, and MaxRL with 4 clipped epochs against
+PPO at the same epochs and minibatch size.
 
     python -m benchmarks.strict_maze_speed --quick                # 256 envs, 1 repeat: under a minute
     python -m benchmarks.strict_maze_speed                        # 64, 256 and 1024 envs, 3 repeats: about 10 minutes
@@ -47,8 +57,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_maxrl import MaxRL
-from sb3_maxrl.common.behavior_cloning import behavior_cloning
-from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, expert_transitions
+from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv
+from sb3_maxrl_envs.strict_maze_pipeline import VALIDATION_FIRST_SEED, clone_weak_base
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NET_ARCH = [128, 128]
@@ -56,44 +66,57 @@ N_TRAIN_MAZES = 1024
 MEASUREMENTS = (
     "env_random_fresh",
     "env_random_cached",
+    "env_random_update",
     "policy_forward",
     "maxrl_learn",
     "maxrl_learn_cached",
     "maxrl_learn_bc",
+    "train_step",
+    "maxrl_learn_bc_clip4",
     "ppo_learn",
     "ppo_learn_cached",
 )
 
 
 class _TimeBudget(BaseCallback):
-    """Stops ``learn`` once ``seconds`` have passed; records MaxRL's utilization and episode length per update."""
+    """Stops ``learn`` at the first update that starts after ``seconds``; records MaxRL's utilization, episode
+    length and useful (kept) steps per update, and when the last whole update (collection and training) ended."""
 
     def __init__(self, seconds: float):
         super().__init__()
         self.seconds = seconds
         self.deadline = float("inf")
+        self.stop = False
         self.utilization: list[float] = []
         self.episode_lengths: list[float] = []
+        self.useful_steps = 0
+        self.begin = self.end = 0.0
 
     def start(self) -> None:
-        self.deadline = time.perf_counter() + self.seconds
+        self.begin = self.end = time.perf_counter()
+        self.deadline = self.begin + self.seconds
+
+    def _on_rollout_start(self) -> None:
+        self.end = time.perf_counter()  # the previous update (collection and training) is over
+        self.stop = self.end >= self.deadline
 
     def _on_step(self) -> bool:
-        return time.perf_counter() < self.deadline
+        return not self.stop
 
     def _on_rollout_end(self) -> None:
-        values = self.logger.name_to_value
-        if "rollout/utilization" in values:
-            self.utilization.append(float(values["rollout/utilization"]))
-            self.episode_lengths.append(float(values["rollout/group_ep_len_mean"]))
+        episodes = self.locals.get("episodes")
+        if isinstance(self.model, MaxRL) and episodes is not None:
+            self.utilization.append(episodes.utilization)
+            self.episode_lengths.append(float(episodes.lengths.mean()))
+            self.useful_steps += int(episodes.lengths.sum())
 
 
-def make_venv(num_envs: int, size: int, cached: bool, seed: int = 0) -> StrictMazeVecEnv:
-    return StrictMazeVecEnv(num_envs, size=size, seed=seed, train_seeds=range(N_TRAIN_MAZES) if cached else None)
+def make_venv(num_envs: int, size: int, cached: bool, seed: int = 0, n_mazes: int = N_TRAIN_MAZES) -> StrictMazeVecEnv:
+    return StrictMazeVecEnv(num_envs, size=size, seed=seed, train_seeds=range(n_mazes) if cached else None)
 
 
-def env_random(num_envs: int, size: int, seconds: float, cached: bool) -> dict[str, Any]:
-    venv = make_venv(num_envs, size, cached)
+def env_random(num_envs: int, size: int, seconds: float, cached: bool, n_mazes: int = N_TRAIN_MAZES) -> dict[str, Any]:
+    venv = make_venv(num_envs, size, cached, n_mazes=n_mazes)
     venv.reset()
     rng = np.random.default_rng(0)
     actions = rng.integers(0, 4, size=(1024, num_envs))
@@ -122,17 +145,36 @@ def policy_forward(num_envs: int, size: int, seconds: float) -> dict[str, Any]:
     return dict(steps=n_steps, seconds=time.perf_counter() - start)
 
 
-def behaviour_clone(model: MaxRL, size: int, n_steps: int = 15, mazes_per_step: int = 32) -> None:
-    """A weak base, with the library's behaviour cloning: a few Adam steps on BFS-optimal paths of fixed mazes."""
+_WEAK_BASES: dict[int, dict[str, Any]] = {}
 
-    def expert_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
-        return expert_transitions(size, range(10**6 + step * mazes_per_step, 10**6 + (step + 1) * mazes_per_step))
 
-    behavior_cloning(model, expert_batch, n_steps=n_steps, learning_rate=1e-3)
+def behaviour_clone(model: MaxRL, size: int) -> None:
+    """The protocol's 1% weak base (cloned once per size, then loaded)."""
+    if size not in _WEAK_BASES:
+        validation = range(VALIDATION_FIRST_SEED, VALIDATION_FIRST_SEED + 64)
+        clone_weak_base(model, size, range(N_TRAIN_MAZES), validation, target=0.01, seed=0)
+        _WEAK_BASES[size] = {key: value.clone() for key, value in model.policy.state_dict().items()}
+    model.policy.load_state_dict(_WEAK_BASES[size])
+
+
+def train_step(num_envs: int, size: int, seconds: float) -> dict[str, Any]:
+    """B: ``MaxRL.train()`` alone, repeated on the steps of one update of ``maxrl_learn_bc``."""
+    model = make_learner("maxrl_learn_bc", num_envs, size)
+    model.learn(1)  # one update: its steps stay in the rollout buffer
+    n_steps = len(model.rollout_buffer.step_episode_ids)
+    for _ in range(3):  # warm-up
+        model.train()
+    if model.logger.name_to_value["train/skipped_zero_advantage"]:
+        raise RuntimeError("The update's advantages are all zero, so train() skips the optimizer: change the seed.")
+    n_samples, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.train()
+        n_samples += n_steps
+    return dict(steps=n_samples, seconds=time.perf_counter() - start, update_steps=n_steps)
 
 
 def make_learner(name: str, num_envs: int, size: int) -> Any:
-    cached = name.endswith(("_cached", "_bc"))
+    cached = name.endswith(("_cached", "_bc", "_clip4"))
     venv = make_venv(num_envs, size, cached)
     if name.startswith("ppo"):
         return PPO(
@@ -144,18 +186,20 @@ def make_learner(name: str, num_envs: int, size: int) -> Any:
             policy_kwargs=dict(net_arch=dict(pi=NET_ARCH, vf=NET_ARCH)),
             seed=0,
         )
+    reuse = name.endswith("_clip4")
     model = MaxRL(
         "MlpPolicy",
         venv,
         group_size=16,
         n_groups=16,
-        n_epochs=1,
-        clip_range=None,
+        n_epochs=4 if reuse else 1,
+        clip_range=0.2 if reuse else None,
+        batch_size=2048 if reuse else None,
         train_seeds=range(N_TRAIN_MAZES) if cached else None,
         policy_kwargs=dict(net_arch=NET_ARCH),
         seed=0,
     )
-    if name == "maxrl_learn_bc":
+    if name.startswith("maxrl_learn_bc"):
         behaviour_clone(model, size)
     return model
 
@@ -166,21 +210,30 @@ def learn(name: str, num_envs: int, size: int, seconds: float) -> dict[str, Any]
     budget = _TimeBudget(seconds)
     steps_before = model.num_timesteps
     budget.start()
-    start = time.perf_counter()
     model.learn(10**12, callback=budget, reset_num_timesteps=False)
-    elapsed = time.perf_counter() - start
-    result: dict[str, Any] = dict(steps=model.num_timesteps - steps_before, seconds=elapsed)
+    elapsed = budget.end - budget.begin  # whole updates only
+    n_stopped = model.num_timesteps - steps_before - model.n_envs  # the stopped update ran one VecEnv step
+    result: dict[str, Any] = dict(steps=n_stopped, seconds=elapsed)
     if budget.utilization:
-        result.update(utilization=statistics.mean(budget.utilization), episode_length=statistics.mean(budget.episode_lengths))
+        result.update(
+            utilization=statistics.mean(budget.utilization),
+            episode_length=statistics.mean(budget.episode_lengths),
+            useful_per_s=budget.useful_steps / elapsed,
+        )
+    else:  # PPO: every env step enters the gradient
+        result.update(useful_per_s=n_stopped / elapsed)
     return result
 
 
 def measure(name: str, num_envs: int, size: int, seconds: float) -> dict[str, Any]:
     th.manual_seed(0)
     if name.startswith("env_random"):
-        return env_random(num_envs, size, seconds, cached=name.endswith("cached"))
+        n_mazes = 16 if name.endswith("update") else N_TRAIN_MAZES
+        return env_random(num_envs, size, seconds, cached=not name.endswith("fresh"), n_mazes=n_mazes)
     if name == "policy_forward":
         return policy_forward(num_envs, size, seconds)
+    if name == "train_step":
+        return train_step(num_envs, size, seconds)
     return learn(name, num_envs, size, seconds)
 
 
@@ -196,6 +249,36 @@ def profile_learn(name: str, num_envs: int, size: int, seconds: float, top: int 
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
     return text.getvalue()
+
+
+def loop_limit(forward: float, env: float, train: float, epochs: int) -> float:
+    """``L = 1 / (1/F + 1/V + E/B)``: a loop that steps, runs the policy on and trains ``E`` times on each step once."""
+    return 1.0 / (1.0 / forward + 1.0 / env + epochs / train)
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """F, V, B, L and the useful rates against them, per ``num_envs`` (where all were measured)."""
+    summary = []
+    for num_envs in sorted({row["num_envs"] for row in rows}):
+        rate = {row["measurement"]: row for row in rows if row["num_envs"] == num_envs}
+        if not {"policy_forward", "env_random_update", "train_step"} <= set(rate):
+            continue
+        forward, env = rate["policy_forward"]["steps_per_s"], rate["env_random_update"]["steps_per_s"]
+        train = rate["train_step"]["steps_per_s"]
+        line: dict[str, Any] = dict(size=rows[0]["size"], num_envs=num_envs, F=forward, V=env, B=train)
+        line.update(L_1=round(loop_limit(forward, env, train, 1)), L_4=round(loop_limit(forward, env, train, 4)))
+        if "maxrl_learn_bc" in rate:
+            useful = rate["maxrl_learn_bc"]["useful_per_s"]
+            line.update(useful_bc=useful, useful_bc_over_F=round(useful / forward, 3))
+            line.update(useful_bc_over_L_1=round(useful / line["L_1"], 3))
+        if "maxrl_learn_bc_clip4" in rate:
+            useful = rate["maxrl_learn_bc_clip4"]["useful_per_s"]
+            line.update(useful_clip4=useful, useful_clip4_over_L_4=round(useful / line["L_4"], 3))
+            if "ppo_learn_cached" in rate:
+                ppo = rate["ppo_learn_cached"]["useful_per_s"]
+                line.update(ppo=ppo, clip4_over_ppo=round(useful / ppo, 2))
+        summary.append(line)
+    return summary
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -274,6 +357,8 @@ def main() -> None:
         for key in ("utilization", "episode_length"):
             values = [r[key] for r in results if key in r]
             row[key] = round(statistics.median(values), 3) if values else ""
+        useful = [r["useful_per_s"] for r in results if "useful_per_s" in r]
+        row["useful_per_s"] = round(statistics.median(useful)) if useful else ""
         rows.append(row)
     rows.sort(key=lambda row: (row["num_envs"], MEASUREMENTS.index(row["measurement"])))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +375,16 @@ def main() -> None:
         )
     plot(rows, path.with_suffix(".png"))
     print(f"wrote {path} and {path.with_suffix('.png').name}")
+    summary = summarize(rows)
+    if summary:
+        summary_path = path.with_name(path.stem + "_summary.csv")
+        with open(summary_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(summary[0]))
+            writer.writeheader()
+            writer.writerows(summary)
+        for line in summary:
+            print(", ".join(f"{key}={value}" for key, value in line.items()))
+        print(f"wrote {summary_path}")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecNormalize
 
 from sb3_maxrl import MaxRL, StartStateWrapper
 from sb3_maxrl.common.group_rollouts import collect_group_episodes
+from sb3_maxrl.maxrl.policies import MaxRLPolicy
 from sb3_maxrl_envs import make_minigrid
 
 
@@ -171,3 +174,26 @@ def test_minibatches_cover_every_step_once_per_epoch(make_group_vec_env):
     assert all(len(batch.advantages) <= 64 for batch in batches)
     merged = torch.cat([batch.old_log_prob for batch in batches])
     torch.testing.assert_close(merged.sort().values, full.old_log_prob.sort().values)
+
+
+def test_categorical_fast_path_gives_torchs_numbers_bit_for_bit():
+    """forward and evaluate_actions skip torch's Categorical: the same actions, log-probs, entropies and gradients."""
+    policy = MaxRLPolicy(spaces.Box(0, 1, (12,)), spaces.Discrete(5), lambda _: 1e-3, net_arch=[16])
+    observations, actions = th.rand(64, 12), th.randint(0, 5, (64,))
+    th.manual_seed(3)
+    fast_actions, fast_log_probs = policy(observations)
+    th.manual_seed(3)
+    distribution = policy.get_distribution(observations)
+    slow_actions = distribution.get_actions()
+    assert th.equal(fast_actions, slow_actions) and th.equal(fast_log_probs, distribution.log_prob(slow_actions))
+    gradients = []
+    for fast in (True, False):
+        policy.zero_grad()
+        if fast:
+            log_prob, entropy = policy.evaluate_actions(observations, actions)
+        else:
+            distribution = policy.get_distribution(observations)
+            log_prob, entropy = distribution.log_prob(actions), distribution.entropy()
+        (0.3 * log_prob.sum() + 0.1 * entropy.sum()).backward()
+        gradients.append(th.cat([p.grad.flatten() for p in policy.parameters()]))
+    assert th.equal(*gradients)
