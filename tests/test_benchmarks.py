@@ -120,3 +120,52 @@ def test_regression_tiny_budget(tmp_path):
     assert all(float(row["learned_std"]) > 0 and float(row["mse_mean"]) >= 0 for row in rows)
     assert 0.0 < float(rows[1]["train_pass_rate"]) <= 1.0
     assert (tmp_path / "regression_quick.png").stat().st_size > 10_000
+
+
+def quickstart_summary(neg_log_pass_at_1: float = 0.6) -> dict:
+    """A strict-maze summary.json as maxrl-train --compare grpo rloo writes it (only the keys the table reads)."""
+    ks = [1, 16, 64, 1024]
+    table = {}
+    for index, method in enumerate(["base", "maxrl", "grpo", "rloo"]):
+        table[method] = {f"neg_log_pass@{k}": (neg_log_pass_at_1 if method == "maxrl" else 1.0 + index) / k for k in ks}
+        table[method] |= {f"pass@{k}": 0.1 * index + k / 2048 for k in ks}
+    return {"seed": 0, "compare": ["grpo", "rloo"], "wall_time_s": 66.4, "table_ks": ks, "table": table}
+
+
+def test_readme_table_is_rendered_from_the_summary_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from benchmarks import readme_tables
+
+    block = readme_tables.render(quickstart_summary())
+    lines = block.splitlines()
+    assert lines[0] == "Measured (seed 0, `maxrl-train --compare grpo rloo`, 66 s wall on a loaded 2-core machine):"
+    assert lines[2] == "| k | -log pass@k: base | MaxRL | GRPO | RLOO | pass@k: base | MaxRL | GRPO | RLOO |"
+    assert lines[4] == "| 1 | 1.000 | **0.600** | 3.000 | 4.000 | 0.000 | 0.100 | 0.200 | **0.300** |"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{readme_tables.BEGIN}\nold table\n{readme_tables.END}\nafter\n")
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps(quickstart_summary()))
+    kept = tmp_path / "kept.json"
+    monkeypatch.setattr(readme_tables, "KEPT_SUMMARY", kept)  # the kept copy of the summary, here in tmp_path
+    assert readme_tables.main(["--summary", str(summary), "--readme", str(readme)]) == 0
+    assert readme.read_text() == f"intro\n{readme_tables.BEGIN}\n{block}\n{readme_tables.END}\nafter\n"
+    assert json.loads(kept.read_text()) == quickstart_summary()
+    # a rerun within the tolerance passes; a drift beyond it (the README's .595 against a fresh .632) fails
+    summary.write_text(json.dumps(quickstart_summary(0.6 + readme_tables.TOLERANCE / 2)))
+    assert readme_tables.main(["--check", "--summary", str(summary), "--readme", str(readme)]) == 0
+    summary.write_text(json.dumps(quickstart_summary(0.632)))
+    assert readme_tables.main(["--check", "--summary", str(summary), "--readme", str(readme)]) == 1
+    with pytest.raises(ValueError, match=r"no <!-- generated:quickstart --> \.\.\. <!-- /generated:quickstart --> block"):
+        readme_tables.generated_block("no markers")
+
+
+def test_readme_quickstart_table_is_the_kept_summary() -> None:
+    import json
+
+    from benchmarks import readme_tables
+
+    block = readme_tables.generated_block(readme_tables.README.read_text())
+    kept = readme_tables.render(json.loads(readme_tables.KEPT_SUMMARY.read_text()))
+    assert readme_tables.compare_tables(block, kept, tolerance=0.0) == []
+    assert block.splitlines()[0].split(" on ")[0] == kept.splitlines()[0].split(" on ")[0]  # seed, command, wall time
