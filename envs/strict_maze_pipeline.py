@@ -8,8 +8,10 @@ one protocol (the MaxRL paper's maze experiment) from these pieces, so its setti
 2. :func:`clone_weak_base`: the "SFT stage", behaviour cloning of BFS-optimal paths on training mazes until the
    exact validation pass@1 reaches a target (about 1%: a weak base whose pass rates are small and uneven);
 3. :data:`RECIPES`: per maze size, the settings of both stages; :meth:`StrictMazeRecipe.maxrl_kwargs` gives
-   ``MaxRL``'s keyword arguments for fine-tuning from the base (one on-policy gradient step per update, Adam,
-   gradient clip 1, ``n_groups`` mazes per update, ``group_size`` episodes per maze).
+   ``MaxRL``'s keyword arguments for fine-tuning from the base (Adam, gradient clip 1, ``n_groups`` mazes per update,
+   ``group_size`` episodes per maze, and the update: on 9x9 PPO-style reuse, 4 clipped epochs over 4 episodes x 64
+   mazes, chosen on validation mazes by ``benchmarks/strict_mazes.py``; :meth:`StrictMazeRecipe.paper_update` gives
+   the paper's one plain on-policy gradient step per update, 16 episodes x 16 mazes).
 
 Every metric is exact (:func:`~sb3_maxrl_envs.strict_maze.exact_pass_at_k`): no sampling noise.
 """
@@ -17,7 +19,7 @@ Every metric is exact (:func:`~sb3_maxrl_envs.strict_maze.exact_pass_at_k`): no 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,8 @@ class StrictMazeRecipe:
     :param bc_batch_size: training mazes per behaviour-cloning step (each gives its whole BFS path)
     :param bc_learning_rate: Adam's learning rate of behaviour cloning
     :param bc_max_steps: the most behaviour-cloning steps, if the target is not reached before
+    :param n_epochs: passes over each update's episodes (1: the paper's plain on-policy step)
+    :param clip_range: the PPO-style ratio clip of epochs after the first (None with ``n_epochs=1``: the paper's)
     """
 
     size: int
@@ -70,23 +74,34 @@ class StrictMazeRecipe:
     bc_batch_size: int = 32
     bc_learning_rate: float = 1e-3
     bc_max_steps: int = 500
+    n_epochs: int = 1
+    clip_range: float | None = None
 
     def maxrl_kwargs(self) -> dict[str, Any]:
         """
         ``MaxRL``'s keyword arguments for the RL stage (add ``estimator``, ``train_seeds`` and ``seed``).
 
-        :return: learning rate, group size, mazes per update, one plain on-policy epoch (``n_epochs=1``,
-            ``clip_range=None``), the gradient clip and the policy network
+        :return: learning rate, group size, mazes per update, the update (``n_epochs``, ``clip_range``, one batch),
+            the gradient clip and the policy network
         """
         return dict(
             learning_rate=self.learning_rate,
             group_size=self.group_size,
             n_groups=self.n_groups,
-            n_epochs=1,
-            clip_range=None,
+            n_epochs=self.n_epochs,
+            clip_range=self.clip_range,
             max_grad_norm=self.max_grad_norm,
             policy_kwargs=dict(net_arch=list(self.net_arch)),
         )
+
+    def paper_update(self) -> StrictMazeRecipe:
+        """
+        The paper's protocol at this size: one plain on-policy gradient step per update on 16 episodes of each of
+        ``PAPER_MAZES_PER_UPDATE[size]`` mazes, at the paper protocol's learning rate.
+
+        :return: the recipe with the paper's update (the behaviour-cloning stage and the budget unchanged)
+        """
+        return replace(self, **PAPER_UPDATES[self.size])
 
     @property
     def num_envs(self) -> int:
@@ -94,12 +109,21 @@ class StrictMazeRecipe:
         return min(256, self.n_groups * self.group_size)
 
 
-#: The settings per maze size (CLAIMS.md claim 1: 9x9 lr 1e-3, 16 mazes per update, 600 updates; 13x13 lr 3e-4,
-#: 32 mazes, 800 updates; 17x17 as 13x13, not measured)
+#: The paper protocol's update per maze size (CLAIMS.md claim 1: 9x9 lr 1e-3, 16 mazes x 16 episodes per update, 600
+#: updates; 13x13 lr 3e-4, 32 mazes, 800 updates; 17x17 as 13x13): one plain on-policy gradient step per update
+PAPER_UPDATES: dict[int, dict[str, Any]] = {
+    9: dict(n_groups=16, group_size=16, learning_rate=1e-3, n_epochs=1, clip_range=None),
+    13: dict(n_groups=32, group_size=16, learning_rate=3e-4, n_epochs=1, clip_range=None),
+    17: dict(n_groups=32, group_size=16, learning_rate=3e-4, n_epochs=1, clip_range=None),
+}
+#: The settings per maze size. 9x9: PPO-style reuse (4 clipped epochs, one batch) on 4 episodes x 64 mazes at lr 1e-3,
+#: MaxRL's best on validation mazes among lr {3e-4, 1e-3, 3e-3} x splits {4x64, 8x32, 16x16, 32x8} at the same
+#: env-step budget (``python -m benchmarks.strict_mazes --stage tune`` / ``--stage splits``); 13x13 and 17x17 keep
+#: the paper's update, which the reuse grid has not been run on
 RECIPES: dict[int, StrictMazeRecipe] = {
-    9: StrictMazeRecipe(size=9, n_groups=16, updates=600, learning_rate=1e-3),
-    13: StrictMazeRecipe(size=13, n_groups=32, updates=800, learning_rate=3e-4),
-    17: StrictMazeRecipe(size=17, n_groups=32, updates=800, learning_rate=3e-4),
+    9: StrictMazeRecipe(size=9, n_groups=64, group_size=4, updates=600, learning_rate=1e-3, n_epochs=4, clip_range=0.2),
+    13: StrictMazeRecipe(size=13, updates=800, **PAPER_UPDATES[13]),
+    17: StrictMazeRecipe(size=17, updates=800, **PAPER_UPDATES[17]),
 }
 
 

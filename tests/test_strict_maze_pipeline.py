@@ -45,5 +45,16 @@ def test_recipes_are_maxrl_settings(size: int) -> None:
     recipe = RECIPES[size]
     assert recipe.size == size and recipe.num_envs == min(256, recipe.n_groups * recipe.group_size)
     model = MaxRL("MlpPolicy", StrictMazeVecEnv(recipe.num_envs, size), **recipe.maxrl_kwargs(), _init_setup_model=False)
-    assert (model.n_epochs, model.clip_range, model.max_grad_norm) == (1, None, recipe.max_grad_norm)
+    expected = (recipe.n_epochs, recipe.clip_range, recipe.max_grad_norm)
+    assert (model.n_epochs, model.clip_range, model.max_grad_norm) == expected
+    paper = recipe.paper_update()
+    paper_model = MaxRL("MlpPolicy", StrictMazeVecEnv(paper.num_envs, size), **paper.maxrl_kwargs(), _init_setup_model=False)
+    assert (paper_model.n_epochs, paper_model.clip_range, paper_model.group_size) == (1, None, 16)
+    assert (paper.updates, paper.n_train, paper.base_target) == (recipe.updates, recipe.n_train, recipe.base_target)
+
+
+def test_the_9x9_recipe_is_the_validation_choice_with_reuse() -> None:
+    recipe = RECIPES[9]
+    assert (recipe.group_size, recipe.n_groups, recipe.n_epochs, recipe.clip_range) == (4, 64, 4, 0.2)
+    assert recipe.group_size * recipe.n_groups == recipe.paper_update().group_size * recipe.paper_update().n_groups
     assert set(TABLE_KS) == {1, 16, 64, 1024}
