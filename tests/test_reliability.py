@@ -16,6 +16,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_maxrl import MaxRL, StartStateWrapper
 from sb3_maxrl.common.group_rollouts import StartStateMismatchError
+from sb3_maxrl.common.losses import episode_losses
 from sb3_maxrl_envs import make_minigrid
 
 
@@ -319,7 +320,7 @@ def test_entropy_bonus_is_on_the_policy_terms_per_episode_scale(steps):
     model.learn(6 * steps)
     samples = model.rollout_buffer.samples
     n_episodes = model.n_groups * model.group_size
-    losses = model._episode_losses(samples, None, len(samples.advantages), n_episodes)
+    losses = episode_losses(model.policy, samples, None, len(samples.advantages), n_episodes)
     _, entropy = model.policy.evaluate_actions(samples.observations, samples.actions.long().flatten())
     assert len(samples.advantages) == steps * n_episodes
     assert losses.entropy_loss.item() == pytest.approx(-entropy.sum().item() / n_episodes, rel=1e-6)

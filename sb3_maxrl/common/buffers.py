@@ -98,6 +98,16 @@ class GroupRolloutBuffer:
         )
         self._observations, self._actions, self._log_probs, self._episode_ids = [], [], [], []
 
+    @property
+    def n_steps(self) -> int:
+        """Steps of the finalized update (all of them enter the gradient)."""
+        return len(self.step_episode_ids)
+
+    @property
+    def any_nonzero_advantage(self) -> bool:
+        """Whether some step of the finalized update has a non-zero advantage."""
+        return self.samples is not None and bool(th.any(self.samples.advantages != 0))
+
     def get(self, batch_size: int | None = None, shuffle: bool = True) -> Generator[GroupRolloutSamples, None, None]:
         """
         Iterate over minibatches of kept steps.

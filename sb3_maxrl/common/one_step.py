@@ -18,7 +18,9 @@ in value and gradient, to the per-episode loss on the same samples (``tests/test
 - :class:`OneStepTask`: the protocol a vectorized one-step task implements (observations and likelihoods of a
   batch of start seeds).
 - :class:`OneStepVecEnv`: the task as a VecEnv with native start-state control; ``MaxRL`` trains on it with
-  :func:`collect_one_step_groups` and :func:`one_step_losses` (``MaxRL("MlpPolicy", task)`` wraps the task).
+  :func:`collect_one_step_groups` into a :class:`~sb3_maxrl.common.one_step_buffer.OneStepBatch` and
+  :func:`~sb3_maxrl.common.losses.one_step_losses` (``MaxRL("MlpPolicy", task)`` wraps the task); both are
+  imported here as before.
 - :func:`~sb3_maxrl.common.distributions.sample_categorical` (imported here as before): many samples per row of a
   categorical distribution, fast.
 - :func:`evaluate_one_step`: exact pass@k and accuracy on held-out start seeds from the policy's probabilities.
@@ -27,8 +29,8 @@ in value and gradient, to the per-episode loss on the same samples (``tests/test
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch as th
@@ -46,7 +48,9 @@ from sb3_maxrl.common.distributions import (
 )
 from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, SUCCESS_KEY
+from sb3_maxrl.common.losses import PolicyLosses, one_step_losses
 from sb3_maxrl.common.native_vec_env import NativeStartStateVecEnv
+from sb3_maxrl.common.one_step_buffer import OneStepBatch
 from sb3_maxrl.common.start_states import observation_fingerprint
 from sb3_maxrl.common.utils import check_positive_int
 
@@ -184,125 +188,6 @@ def one_step_task(env: Any) -> OneStepTask | None:
     return None
 
 
-@dataclasses.dataclass
-class OneStepBatch:
-    """
-    The groups of one update of a one-step task, with the advantages summed per cell.
-
-    Row ``g`` of every array is group ``g``. A cell is a (start state, class) pair for a Discrete action space (its
-    samples share their log-probability) and one sample for a Box action space, so the cell axis has ``M = C``
-    classes or ``M = N`` samples. Build it with :meth:`from_samples`, then :meth:`set_advantages`.
-
-    :param seeds: ``(G,)`` start seed of every group
-    :param observations: ``(G, *obs_shape)`` the groups' observations, as the policy takes them
-    :param actions: ``(G, N)`` the sampled classes (int64), or ``(G, N, *action_shape)`` the sampled Box actions,
-        unclipped (the task scored them clipped to the Box, their log-probabilities are those of the samples)
-    :param likelihoods: ``(G, N)`` the likelihood of every episode
-    :param old_log_probs: ``(G, M)`` log-probability of every cell under the policy that sampled the actions
-    :param advantage_sums: ``(G, M)`` the summed advantages of the episodes of each cell
-    :param positive_advantages: ``(G, M)`` the summed positive advantages of each cell (the ratio clip treats
-        positive and negative advantages differently), None if not summed
-    :param any_nonzero_advantage: whether some episode has a non-zero advantage
-    """
-
-    seeds: np.ndarray
-    observations: th.Tensor
-    actions: th.Tensor
-    likelihoods: np.ndarray
-    old_log_probs: th.Tensor
-    advantage_sums: th.Tensor
-    positive_advantages: th.Tensor | None = None
-    any_nonzero_advantage: bool = False
-
-    @classmethod
-    def from_samples(
-        cls, seeds: np.ndarray, observations: th.Tensor, actions: th.Tensor, likelihoods: np.ndarray, old_log_probs: th.Tensor
-    ) -> OneStepBatch:
-        """
-        A batch with no advantages yet.
-
-        :param seeds: ``(G,)`` start seeds
-        :param observations: ``(G, *obs_shape)`` observations
-        :param actions: ``(G, N)`` sampled classes or ``(G, N, *action_shape)`` sampled Box actions
-        :param likelihoods: ``(G, N)`` likelihoods
-        :param old_log_probs: ``(G, M)`` log-probabilities of the cells under the sampling policy
-        :return: the batch
-        """
-        return cls(seeds, observations, actions, likelihoods, old_log_probs, th.zeros_like(old_log_probs))
-
-    @property
-    def n_groups(self) -> int:
-        """G, start states of the batch."""
-        return self.likelihoods.shape[0]
-
-    @property
-    def group_size(self) -> int:
-        """N, episodes per start state."""
-        return self.likelihoods.shape[1]
-
-    @property
-    def per_class(self) -> bool:
-        """Whether a cell is a class (Discrete actions) rather than a sample (Box actions)."""
-        return not self.actions.is_floating_point()
-
-    def _cell_sums(self, values: th.Tensor) -> th.Tensor:
-        if not self.per_class:
-            return values
-        n_groups, n_classes = self.old_log_probs.shape
-        cells = (th.arange(n_groups, device=values.device)[:, None] * n_classes + self.actions).reshape(-1)
-        summed = th.zeros(n_groups * n_classes, dtype=values.dtype, device=values.device)
-        return summed.index_add_(0, cells, values.reshape(-1)).reshape(n_groups, n_classes)
-
-    def set_advantages(self, advantages: np.ndarray | th.Tensor, split_signs: bool = True) -> None:
-        """
-        Sum the episodes' advantages per cell.
-
-        :param advantages: ``(G, N)`` advantage of every episode
-        :param split_signs: also sum the positive advantages apart, as the ratio-clipped loss needs
-        """
-        values = th.as_tensor(advantages, dtype=self.old_log_probs.dtype, device=self.actions.device)
-        if values.shape != self.likelihoods.shape:
-            raise ValueError(f"advantages must have shape {self.likelihoods.shape}, got {tuple(values.shape)}.")
-        self.advantage_sums = self._cell_sums(values)
-        self.positive_advantages = self._cell_sums(values.clamp(min=0.0)) if split_signs else None
-        low, high = th.aminmax(values)  # one pass, several times faster than values.any()
-        self.any_nonzero_advantage = bool(low != 0 or high != 0)
-
-    def minibatches(self, batch_size: int | None = None) -> Iterator[OneStepBatch]:
-        """
-        Iterate over minibatches of whole groups, in random order.
-
-        :param batch_size: episodes per minibatch, rounded down to whole groups (at least one); None for one batch
-        :return: a generator of batches
-        """
-        if batch_size is None:
-            yield self
-            return
-        groups_per_batch = max(1, batch_size // self.group_size)
-        order = th.randperm(self.n_groups)
-        for start in range(0, self.n_groups, groups_per_batch):
-            index = order[start : start + groups_per_batch]
-            rows = index.to(self.actions.device)
-            yield dataclasses.replace(
-                self,
-                seeds=self.seeds[index.numpy()],
-                observations=self.observations[rows],
-                actions=self.actions[rows],
-                likelihoods=self.likelihoods[index.numpy()],
-                old_log_probs=self.old_log_probs[rows],
-                advantage_sums=self.advantage_sums[rows],
-                positive_advantages=None if self.positive_advantages is None else self.positive_advantages[rows],
-            )
-
-
-class PolicyLosses(NamedTuple):
-    """The terms of an update's loss (each averaged over its ``G N`` episodes) and the fraction of clipped ratios."""
-
-    policy_loss: th.Tensor
-    entropy_loss: th.Tensor
-    clip_fraction: float | None
-
-
 def collect_one_step_groups(
     policy: DistributionPolicy, task: OneStepTask, seeds: Sequence[int], group_size: int
 ) -> OneStepBatch:
@@ -344,52 +229,6 @@ def collect_one_step_groups(
             f"{(len(seed_array), group_size)}: one likelihood per action."
         )
     return OneStepBatch.from_samples(seed_array, observation_tensor, actions, likelihoods, old_log_probs)
-
-
-def one_step_losses(
-    policy: DistributionPolicy, batch: OneStepBatch, clip_range: float | None, entropy_gradient: bool = True
-) -> PolicyLosses:
-    """
-    The per-episode policy and entropy losses of MaxRL on a one-step batch, from one forward pass per group.
-
-    Equal in value and gradient to ``-(1 / (G N)) sum_episodes A min(r, clip(r))`` (or ``-A log pi`` without a
-    clip range) and ``-(1 / (G N)) sum_episodes H`` on the same episodes; see the module docstring.
-
-    :param policy: the policy being trained
-    :param batch: the update's groups, advantages set
-    :param clip_range: the PPO ratio clip ``eps``, None for the plain score-function loss
-    :param entropy_gradient: whether the entropy loss needs a gradient (False: computed without one, for logging)
-    :return: the losses and, with a clip range, the fraction of episodes whose ratio was clipped
-    """
-    if batch.per_class:
-        every_class = class_log_probs(policy, batch.observations)
-        log_probs = every_class
-    else:
-        normal = gaussian(policy, batch.observations)
-        log_probs = sample_log_probs(normal, batch.actions)
-    n_episodes = batch.n_groups * batch.group_size
-    clip_fraction = None
-    if clip_range is None:
-        policy_loss = -(batch.advantage_sums * log_probs).sum() / n_episodes
-    else:
-        positive = batch.positive_advantages
-        if positive is None:
-            raise ValueError(
-                "A clipped loss sums positive advantages apart: call set_advantages(advantages, split_signs=True)."
-            )
-        negative = batch.advantage_sums - positive
-        ratio = th.exp(log_probs - batch.old_log_probs)
-        clipped = positive * ratio.clamp(max=1.0 + clip_range) + negative * ratio.clamp(min=1.0 - clip_range)
-        policy_loss = -clipped.sum() / n_episodes
-        with th.no_grad():
-            episode_ratios = ratio.gather(1, batch.actions) if batch.per_class else ratio
-            clip_fraction = float((th.abs(episode_ratios - 1.0) > clip_range).double().mean())
-    with th.set_grad_enabled(entropy_gradient and th.is_grad_enabled()):
-        if batch.per_class:  # minus the mean entropy of the groups
-            entropy_loss = (every_class.exp() * every_class).sum(dim=1).mean()
-        else:
-            entropy_loss = -normal.entropy().sum(dim=-1).mean()
-    return PolicyLosses(policy_loss, entropy_loss, clip_fraction)
 
 
 @dataclasses.dataclass

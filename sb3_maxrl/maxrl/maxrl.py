@@ -21,20 +21,14 @@ from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
-from sb3_maxrl.common.buffers import GroupRolloutBuffer, GroupRolloutSamples
+from sb3_maxrl.common.buffers import GroupRolloutBuffer
 from sb3_maxrl.common.env_ids import make_env
 from sb3_maxrl.common.estimators import BaselineName, EstimatorName, check_estimator_args, group_advantages, loo_weights
 from sb3_maxrl.common.group_rollouts import StartStateCheck, StepRecord, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
-from sb3_maxrl.common.one_step import (
-    OneStepBatch,
-    OneStepTask,
-    OneStepVecEnv,
-    PolicyLosses,
-    collect_one_step_groups,
-    one_step_losses,
-    one_step_task,
-)
+from sb3_maxrl.common.losses import minibatch_losses
+from sb3_maxrl.common.one_step import OneStepTask, OneStepVecEnv, collect_one_step_groups, one_step_task
+from sb3_maxrl.common.one_step_buffer import OneStepBatch, OneStepRolloutBuffer
 from sb3_maxrl.common.start_states import (
     EpisodeNoise,
     StartStateStream,
@@ -113,7 +107,7 @@ class MaxRL(OnPolicyAlgorithm):
         "MultiInputPolicy": MultiInputPolicy,
     }
     policy: MaxRLPolicy  # type: ignore[assignment]
-    rollout_buffer: GroupRolloutBuffer  # type: ignore[assignment]
+    rollout_buffer: GroupRolloutBuffer | OneStepRolloutBuffer  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -201,7 +195,6 @@ class MaxRL(OnPolicyAlgorithm):
         self.max_episode_steps = max_episode_steps
         self.start_state_check = start_state_check
         self.start_states: StartStateStream | None = None
-        self._one_step_batch: OneStepBatch | None = None  # the last update's groups, on a one-step task
         self._collection_start = 0.0  # perf_counter() when the last collect_rollouts started
         if self.env is not None:
             self._check_group_env(self.env)
@@ -224,11 +217,24 @@ class MaxRL(OnPolicyAlgorithm):
                 f"{', '.join(a for a in accepted if a not in ('observation_space', 'action_space', 'lr_schedule'))}."
             ) from error
         self.policy = self.policy.to(self.device)
-        self.rollout_buffer = GroupRolloutBuffer(self.observation_space, self.action_space, self.device)
+        self._choose_collector()
         if self.start_states is None:
             self.start_states = StartStateStream(self.seed, self.train_seeds)
         if self.clip_range is not None:
             self.clip_range = FloatSchedule(self.clip_range)
+
+    def _choose_collector(self) -> None:
+        """The rollout buffer (and so the collector) for the env: one-step groups on a one-step task, else episodes."""
+        task = None if self.env is None else one_step_task(self.env)
+        if task is not None:
+            self.rollout_buffer = OneStepRolloutBuffer()
+        else:
+            self.rollout_buffer = GroupRolloutBuffer(self.observation_space, self.action_space, self.device)
+
+    @property
+    def _one_step_batch(self) -> OneStepBatch | None:
+        """The last update's groups, on a one-step task."""
+        return self.rollout_buffer.batch if isinstance(self.rollout_buffer, OneStepRolloutBuffer) else None
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
@@ -267,6 +273,7 @@ class MaxRL(OnPolicyAlgorithm):
         self.n_envs = env.num_envs
         super().set_env(env, force_reset)
         self._check_group_env(self.env)  # type: ignore[arg-type]
+        self._choose_collector()
 
     def _act(self, observations: VecEnvObs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with th.no_grad():
@@ -281,7 +288,7 @@ class MaxRL(OnPolicyAlgorithm):
         self,
         env: VecEnv,
         callback: BaseCallback,
-        rollout_buffer: GroupRolloutBuffer,  # type: ignore[override]
+        rollout_buffer: GroupRolloutBuffer | OneStepRolloutBuffer,  # type: ignore[override]
         n_rollout_steps: int = 0,
     ) -> bool:
         """
@@ -298,10 +305,8 @@ class MaxRL(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         rollout_buffer.reset()
         callback.on_rollout_start()
-        self._one_step_batch = None
-        task = one_step_task(env)
-        if task is not None:
-            return self._collect_one_step_groups(task, callback)
+        if isinstance(rollout_buffer, OneStepRolloutBuffer):
+            return self._collect_one_step_groups(one_step_task(env), rollout_buffer, callback)  # type: ignore[arg-type]
 
         def step_hook(step: StepRecord) -> bool:
             self.num_timesteps += env.num_envs
@@ -354,13 +359,16 @@ class MaxRL(OnPolicyAlgorithm):
         callback.on_rollout_end()
         return True
 
-    def _collect_one_step_groups(self, task: OneStepTask, callback: BaseCallback) -> bool:
+    def _collect_one_step_groups(
+        self, task: OneStepTask, rollout_buffer: OneStepRolloutBuffer, callback: BaseCallback
+    ) -> bool:
         """
         ``collect_rollouts`` on a one-step task: the N episodes of a group sampled from one policy forward pass.
 
         Callbacks see one ``on_step`` per update (all ``G N`` one-step episodes at once).
 
         :param task: the one-step task
+        :param rollout_buffer: where the update's groups go
         :param callback: Callback that will be called once (and at the end of the rollout)
         :return: True if the update's episodes were collected, False if a callback stopped training
         """
@@ -372,7 +380,7 @@ class MaxRL(OnPolicyAlgorithm):
             return False
         advantages = group_advantages(batch.likelihoods, self.estimator, self.truncation, baseline=self.baseline)
         batch.set_advantages(advantages, split_signs=self.clip_range is not None)
-        self._one_step_batch = batch
+        rollout_buffer.batch = batch
         n_episodes = batch.likelihoods.size
         episodes = EpisodeBatch(batch.seeds, self.group_size, batch.likelihoods.reshape(-1), np.ones(n_episodes), n_episodes)
         self._record_rollout_stats(episodes, advantages)
@@ -401,14 +409,8 @@ class MaxRL(OnPolicyAlgorithm):
         self._update_learning_rate(self.policy.optimizer)
         clip_range = None if self.clip_range is None else self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
         n_episodes = self.n_groups * self.group_size
-        one_step = self._one_step_batch
-        if one_step is None:
-            assert self.rollout_buffer.samples is not None
-            n_steps = len(self.rollout_buffer.step_episode_ids)
-            any_advantage = bool(th.any(self.rollout_buffer.samples.advantages != 0))
-        else:  # one step per episode
-            n_steps, any_advantage = n_episodes, one_step.any_nonzero_advantage
-        if self.ent_coef == 0 and not any_advantage:
+        n_steps = self.rollout_buffer.n_steps
+        if self.ent_coef == 0 and not self.rollout_buffer.any_nonzero_advantage:
             # A zero gradient would still move the policy through Adam's momentum: skip the optimizer instead.
             self.n_skipped_updates += 1
             self.logger.record("train/skipped_zero_advantage", 1)
@@ -419,14 +421,10 @@ class MaxRL(OnPolicyAlgorithm):
         self.logger.record("train/n_skipped_updates", self.n_skipped_updates)
         policy_losses, entropy_losses, grad_norms, clip_fractions = [], [], [], []
         for _ in range(self.n_epochs):
-            batches = self.rollout_buffer.get(self.batch_size) if one_step is None else one_step.minibatches(self.batch_size)
-            for batch in batches:
-                if isinstance(batch, OneStepBatch):  # the same loss, summed per distinct action (exact)
-                    policy_loss, entropy_loss, clip_fraction = one_step_losses(
-                        self.policy, batch, clip_range, entropy_gradient=self.ent_coef != 0
-                    )
-                else:
-                    policy_loss, entropy_loss, clip_fraction = self._episode_losses(batch, clip_range, n_steps, n_episodes)
+            for batch in self.rollout_buffer.get(self.batch_size):
+                policy_loss, entropy_loss, clip_fraction = minibatch_losses(
+                    self.policy, batch, clip_range, n_steps, n_episodes, entropy_gradient=self.ent_coef != 0
+                )
                 if clip_fraction is not None:
                     clip_fractions.append(clip_fraction)
                 loss = policy_loss + self.ent_coef * entropy_loss
@@ -462,37 +460,8 @@ class MaxRL(OnPolicyAlgorithm):
         elapsed = time.perf_counter() - self._collection_start
         self.logger.record("rollout/useful_steps_per_second", n_useful_steps / max(elapsed, 1e-9))
 
-    def _episode_losses(
-        self, batch: GroupRolloutSamples, clip_range: float | None, n_steps: int, n_episodes: int
-    ) -> PolicyLosses:
-        """
-        The policy and entropy losses of a minibatch of steps, and the fraction of clipped ratios (None: no clip).
-
-        :param batch: the minibatch of steps
-        :param clip_range: the ratio clip, None for the plain score-function loss
-        :param n_steps: steps of the whole update
-        :param n_episodes: episodes of the whole update (``G N``)
-        :return: the losses, scaled to the whole update's ``1 / (G N)``
-        """
-        actions = batch.actions
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
-        log_prob, entropy = self.policy.evaluate_actions(batch.observations, actions)
-        # sum over this minibatch's steps, scaled to an unbiased estimate of the full update's sum / (G N)
-        scale = n_steps / (len(batch.advantages) * n_episodes)
-        clip_fraction = None
-        if clip_range is None:
-            policy_loss = -(batch.advantages * log_prob).sum() * scale
-        else:
-            ratio = th.exp(log_prob - batch.old_log_prob)
-            clipped_ratio = th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-            policy_loss = -th.min(batch.advantages * ratio, batch.advantages * clipped_ratio).sum() * scale
-            clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()).item()
-        entropy_loss = -(-log_prob if entropy is None else entropy).sum() * scale
-        return PolicyLosses(policy_loss, entropy_loss, clip_fraction)
-
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_one_step_batch"]
+        return [*super()._excluded_save_params(), "_one_step_batch"]  # a property now; older versions saved None
 
     def learn(
         self: SelfMaxRL,
