@@ -20,6 +20,7 @@ file per run in ``benchmarks/results/strict_mazes_<size>/runs/``; a restarted st
     python -m benchmarks.strict_mazes --stage tune      # validation mazes, seed 0: lr x update per method, as many PPO points
     python -m benchmarks.strict_mazes --stage splits    # validation: each method's tuned update at every NxG split
     python -m benchmarks.strict_mazes --stage final     # test mazes, 5 new seeds: each method's validation choice
+    python -m benchmarks.strict_mazes --stage probe --probe maxrl:reuse:3e-4:16x32 ppo:ppo-4x2048:3e-3  # untuned
     python -m benchmarks.strict_mazes --stage report    # tables, sample-efficiency ratios, plot (no training)
     python -m benchmarks.strict_mazes --quick           # a smoke run of every stage, about a minute
 
@@ -314,6 +315,15 @@ def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
                     runs.append(replace(template, method=method, seed=seed, split="test", update="paper",
                                         learning_rate=args.paper_learning_rate, group_size=n, n_groups=g))
         return runs
+    if args.stage == "probe":
+        runs = []
+        for seed in args.final_seeds:
+            for item in args.probe:
+                method, update, learning_rate, *split = item.split(":")
+                n, g = parse_split(split[0]) if split else (0, 0)
+                runs.append(replace(template, method=method, update=update, learning_rate=float(learning_rate),
+                                    group_size=n, n_groups=g, seed=seed, split="test"))
+        return runs
     return []
 
 
@@ -422,7 +432,7 @@ def plot(frame: pd.DataFrame, path: Path, split: str = "test") -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=("tune", "splits", "final", "report"), default="report")
+    parser.add_argument("--stage", choices=("tune", "splits", "final", "probe", "report"), default="report")
     parser.add_argument("--size", type=int, default=9, choices=(9, 13, 17))
     parser.add_argument("--methods", nargs="+", default=[*FAMILY, "ppo"])
     parser.add_argument("--learning-rates", nargs="+", type=float, default=list(TUNE_LEARNING_RATES))
@@ -434,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--splits", nargs="+", default=list(SPLITS))
     parser.add_argument("--final-seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5], help="not the tuning seed 0")
     parser.add_argument("--paper-update", action="store_true", help="final: also the paper's one-step update")
+    parser.add_argument("--probe", nargs="+", default=[], metavar="METHOD:UPDATE:LR[:NxG]",
+                        help="probe: untuned settings on the test mazes for --final-seeds, e.g. maxrl:reuse:3e-4:16x32 "
+                        "ppo:ppo-4x2048:3e-3 (say so wherever they are reported: nothing was chosen on validation)")
     parser.add_argument("--paper-learning-rate", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--paper-split", default="16x16")
     parser.add_argument("--timesteps", type=int, default=None, help="env steps of every run (default: per size)")
