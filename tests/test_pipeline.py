@@ -87,7 +87,7 @@ def test_a_tiny_minigrid_run_end_to_end(tmp_path) -> None:
     recipe = Recipe(
         n_train=4, n_validation=2, n_test=3, bc_batch_size=2, bc_max_steps=3, base_target=1.0, timesteps=256,
         group_size=4, n_groups=2, n_envs=4, net_arch=(16,), ppo_n_steps=32, ppo_batch_size=64, ks=(1, 16, 64),
-        eval_points=2,
+        eval_points=2, learning_rates={"maxrl": (1e-3, 1e-2), "ppo": (3e-4,)},
     )  # fmt: skip
     methods = ("maxrl", "grpo", "rloo", "ppo")
     result = run_protocol(minigrid_task("MiniGrid-LavaCrossingS9N1-v0"), recipe, methods, out_dir=tmp_path, verbose=0)
@@ -100,8 +100,12 @@ def test_a_tiny_minigrid_run_end_to_end(tmp_path) -> None:
     assert summary["exact"] and summary["runs"][0]["bc_steps"] == 3 and not summary["runs"][0]["bc_stopped_at_target"]
     assert summary["start_states"] == dict(train=4, validation=2, test=3)
     assert (tmp_path / "neg_log_pass_at_k.png").stat().st_size > 0
-    assert sorted(p.name.split("_lr")[0] for p in (tmp_path / "tb").iterdir()) == sorted(methods)
-    assert sorted(p.name.split("_")[0] for p in (tmp_path / "models").iterdir()) == sorted(["base", *methods])
+    choice = summary["runs"][0]["methods"]["maxrl"]  # chosen on validation start states
+    scores = {lr: metrics["neg_log_pass@64"] for lr, metrics in choice["validation"].items()}
+    assert sorted(scores) == ["0.001", "0.01"] and f"{choice['chosen_learning_rate']:g}" == min(scores, key=scores.get)
+    assert result.rows[1]["learning_rate"] == choice["chosen_learning_rate"]
+    assert sorted(p.name.split("_lr")[0] for p in (tmp_path / "tb").iterdir()) == sorted(["maxrl", *methods])
+    assert sorted(p.name.split("_")[0] for p in (tmp_path / "models").iterdir()) == sorted(["base", "maxrl", *methods])
     assert "| maxrl | " in result.markdown() and (tmp_path / "table.csv").read_text().startswith("method,seeds,timesteps")
 
 

@@ -541,9 +541,11 @@ def _run_seed(
     )
     family_steps: list[int] = []  # env steps of the MaxRL-family runs, whose updates are whole groups of episodes
     for method in sorted(methods, key=lambda m: m == PPO_METHOD):  # PPO last: it gets their median budget
-        candidates = []
         timesteps = int(np.median(family_steps)) if method == PPO_METHOD and family_steps else recipe.timesteps
-        for learning_rate in recipe.learning_rates_of(method):
+        learning_rates = recipe.learning_rates_of(method)
+        validations: dict[str, dict[str, float]] = {}
+        best: tuple[float, float, Any, float] | None = None  # validation score, learning rate, model, seconds
+        for learning_rate in learning_rates:
             method_started = time.perf_counter()
             callback = None
             if recipe.eval_points > 0:
@@ -558,27 +560,25 @@ def _run_seed(
                 model.save(model_dir / f"{method}_lr{learning_rate:g}_seed{seed}.zip")
             if method != PPO_METHOD:
                 family_steps.append(model.num_timesteps)
-            validation = (
-                evaluator(model, start_seeds.validation, ks, recipe.eval_samples)
-                if len(recipe.learning_rates_of(method)) > 1
-                else {}
-            )
-            test = evaluator(model, start_seeds.test, curve_ks, recipe.eval_samples)
-            _log_to_tensorboard(model, test, "eval_test")
-            seconds = time.perf_counter() - method_started
-            candidates.append(
-                (validation.get(f"neg_log_pass@{max(ks)}", 0.0), learning_rate, model.num_timesteps, test, validation, seconds)
-            )
-            say(
-                f"[{task.name} seed {seed}] {method} lr={learning_rate:g}: test -log pass@{max(ks)} "
-                f"{test[f'neg_log_pass@{max(ks)}']:.3f}, {model.num_timesteps} env steps ({seconds:.0f} s)"
-            )
-        _, learning_rate, timesteps, test, validation, seconds = min(candidates, key=lambda c: c[0])
-        rows.append(dict(method=method, seed=seed, learning_rate=learning_rate, timesteps=timesteps, seconds=seconds) | test)
-        run_summary["methods"][method] = dict(
-            chosen_learning_rate=learning_rate,
-            validation={f"{c[1]:g}": c[4] for c in candidates},
+            score = 0.0
+            if len(learning_rates) > 1:  # the choice is made on validation start states, never on test ones
+                validations[f"{learning_rate:g}"] = evaluator(model, start_seeds.validation, ks, recipe.eval_samples)
+                score = validations[f"{learning_rate:g}"][f"neg_log_pass@{max(ks)}"]
+                say(f"[{task.name} seed {seed}] {method} lr={learning_rate:g}: validation -log pass@{max(ks)} {score:.3f}")
+            if best is None or score < best[0]:
+                best = (score, learning_rate, model, time.perf_counter() - method_started)
+        assert best is not None
+        _, learning_rate, model, seconds = best
+        test = evaluator(model, start_seeds.test, curve_ks, recipe.eval_samples)
+        _log_to_tensorboard(model, test, "eval_test")
+        say(
+            f"[{task.name} seed {seed}] {method} lr={learning_rate:g}: test -log pass@{max(ks)} "
+            f"{test[f'neg_log_pass@{max(ks)}']:.3f}, {model.num_timesteps} env steps ({seconds:.0f} s)"
         )
+        rows.append(
+            dict(method=method, seed=seed, learning_rate=learning_rate, timesteps=model.num_timesteps, seconds=seconds) | test
+        )
+        run_summary["methods"][method] = dict(chosen_learning_rate=learning_rate, validation=validations)
     evaluator.close()
     base_env.close()
     return rows, run_summary
