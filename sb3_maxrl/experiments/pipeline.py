@@ -790,10 +790,20 @@ RECIPES: dict[str, Recipe] = {
         n_envs=256,
     ),
     "MiniGrid-LavaCrossingS9N2-v0": Recipe(n_train=200, n_validation=64, n_test=128, timesteps=300_000),
-    "MiniGrid-SimpleCrossingS11N5-v0": Recipe(n_train=1000, n_validation=64, n_test=256, timesteps=300_000),
+    # a random walk already solves about 14% of SimpleCrossingS11N5 episodes, which last up to 484 steps: 8 x 16
+    # episodes per update keep it to about 60,000 env steps
+    "MiniGrid-SimpleCrossingS11N5-v0": Recipe(n_train=1000, n_validation=64, n_test=256, timesteps=300_000, n_groups=8),
     "MiniGrid-LavaGapS7-v0": Recipe(n_train=8, n_validation=2, n_test=5, bc_batch_size=8, timesteps=100_000),
+    # sampled evaluation (BabyAI overrides MiniGrid's step): 128 episodes per held-out layout, ks up to 128
     "BabyAI-GoToRedBallGrey-v0": Recipe(
-        n_train=2000, n_validation=32, n_test=64, timesteps=200_000, bc_eval_freq=10, validation_samples=8, eval_samples=256
+        n_train=2000,
+        n_validation=32,
+        n_test=64,
+        timesteps=200_000,
+        bc_eval_freq=10,
+        validation_samples=8,
+        eval_samples=128,
+        ks=(1, 16, 64, 128),
     ),
 }
 
