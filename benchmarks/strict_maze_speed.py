@@ -35,7 +35,8 @@ PPO at the same epochs and minibatch size.
     python -m benchmarks.strict_maze_speed                        # 64, 256 and 1024 envs, 3 repeats: about 10 minutes
     python -m benchmarks.strict_maze_speed --profile maxrl_learn  # cProfile at 256 envs, top functions
 
-Writes ``benchmarks/results/strict_maze_speed[_quick].csv`` and ``.png`` (``--out`` for another folder).
+Writes ``benchmarks/results/strict_maze_speed[_13|_17][_quick].csv``, ``.png`` and ``_summary.csv`` (F, V, B, L
+and the useful rates) (``--out`` for another folder).
 """
 
 from __future__ import annotations
@@ -362,7 +363,8 @@ def main() -> None:
         rows.append(row)
     rows.sort(key=lambda row: (row["num_envs"], MEASUREMENTS.index(row["measurement"])))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"strict_maze_speed{'_quick' if args.quick else ''}.csv"
+    size_tag = "" if args.size == 9 else f"_{args.size}"
+    path = args.out / f"strict_maze_speed{size_tag}{'_quick' if args.quick else ''}.csv"
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
