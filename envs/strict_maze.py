@@ -62,7 +62,7 @@ ACTION_STEPS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
 #: Seeds of fresh mazes (empty start queues, ``reset()`` without a seed) are drawn from ``[0, FRESH_SEED_BOUND)``,
 #: the range of MaxRL's infinite training stream
 FRESH_SEED_BOUND = 2**31
-#: Layouts kept by :func:`maze_layout`'s cache (a 17x17 layout takes about 12 kB)
+#: Layouts kept by :func:`maze_layout`'s cache
 LAYOUT_CACHE_SIZE = 4096
 
 PolicyLike = BaseAlgorithm | BasePolicy | Callable[[np.ndarray], np.ndarray]
@@ -543,7 +543,9 @@ class StrictMazeVecEnv(NativeStartStateVecEnv):
     """
     ``num_envs`` strict mazes stepped together in one numpy call, with native start-state control.
 
-    It implements :class:`sb3_maxrl.common.start_states.StartStateVecEnv`: every slot keeps a FIFO queue of
+    It implements :class:`sb3_maxrl.common.start_states.StartStateVecEnv` through
+    :class:`~sb3_maxrl.common.native_vec_env.NativeStartStateVecEnv`, idle slots included (a slot reset into
+    ``IDLE`` is neither moved nor observed until the next ``reset()``): every slot keeps a FIFO queue of
     :class:`~sb3_maxrl.common.start_states.EpisodeStart`; each reset of a slot (``reset()`` or the auto-reset
     after an episode ends) starts the maze of the queue head's ``start_seed``, or, with an empty queue, a fresh
     maze whose seed comes from the VecEnv's own seeded generator (any seed in ``[0, 2**31)``, or one of
@@ -566,7 +568,8 @@ class StrictMazeVecEnv(NativeStartStateVecEnv):
     :param seed: seeds the generator of fresh mazes (None: fresh entropy)
     :param train_seeds: a finite set of maze seeds that resets with an empty queue draw from (uniformly, with
         replacement): a training set for algorithms that reset slots themselves (PPO). None: any seed in
-        ``[0, 2**31)``. Generating a fresh 9x9 maze costs about 50 us; starting a cached one about 1 us
+        ``[0, 2**31)``. Generating a fresh maze costs far more than starting a cached one (see
+        ``benchmarks/strict_maze_speed.py``)
     """
 
     def __init__(

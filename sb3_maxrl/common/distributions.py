@@ -32,9 +32,9 @@ def sample_categorical(log_probs: th.Tensor, n_samples: int) -> th.Tensor:
     Each class is the first whose cumulative probability exceeds a uniform draw, found through a guide table
     (Chen and Asau's cutpoint method) of ``2 C`` equal slices of the probability mass: the draw's slice gives a
     lower bound, which or the class after it is the answer for most draws; the rest are binary-searched. Exactly
-    the classes a binary search of the cumulative sums (float64) would give for the same uniform draws, and several
-    times faster than ``torch.multinomial`` for thousands of samples per row. Classes of probability 0 are never
-    drawn. Uses torch's global random generator.
+    the classes a binary search of the cumulative sums (float64) would give for the same uniform draws, with no
+    per-sample search for most of them (``torch.multinomial`` searches every draw). Classes of probability 0 are
+    never drawn. Uses torch's global random generator.
 
     :param log_probs: ``(G, C)`` log-probabilities (normalized up to rounding)
     :param n_samples: draws per row

@@ -97,7 +97,7 @@ class OneStepBatch:
             raise ValueError(f"advantages must have shape {self.likelihoods.shape}, got {tuple(values.shape)}.")
         self.advantage_sums = self._cell_sums(values)
         self.positive_advantages = self._cell_sums(values.clamp(min=0.0)) if split_signs else None
-        low, high = th.aminmax(values)  # one pass, several times faster than values.any()
+        low, high = th.aminmax(values)  # one pass over the values
         self.any_nonzero_advantage = bool(low != 0 or high != 0)
 
     def minibatches(self, batch_size: int | None = None) -> Iterator[OneStepBatch]:
