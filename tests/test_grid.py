@@ -76,7 +76,7 @@ def test_a_second_call_skips_finished_runs_and_writes_a_manifest(tmp_path: Path,
     assert log.read_text().count("end") == 4  # the first three ran once
     manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
     assert [entry["n_run"] for entry in manifest] == [3, 1]
-    assert all(entry["finished"] and entry["version"] and "pytest" in entry["command"] for entry in manifest)
+    assert all(entry["finished"] and entry["version"] and entry["command"] and entry["cwd"] for entry in manifest)
     assert manifest[0]["commit"] is None or len(manifest[0]["commit"]) == 40
     assert len(load_records(tmp_path / "results")) == 4
 

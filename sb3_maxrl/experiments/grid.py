@@ -47,7 +47,12 @@ def job_settings(job: Mapping[str, Any] | Any) -> dict[str, Any]:
     :param job: the run's settings
     :return: a JSON-serializable dict
     """
-    settings = dataclasses.asdict(job) if dataclasses.is_dataclass(job) and not isinstance(job, type) else dict(job)
+    if dataclasses.is_dataclass(job) and not isinstance(job, type):
+        settings = dataclasses.asdict(job)
+    elif isinstance(job, Mapping):
+        settings = dict(job)
+    else:
+        raise TypeError(f"A run's settings must be a dict or a dataclass instance, got {type(job).__name__}.")
     json.dumps(settings)  # raises a TypeError naming the value that is not JSON-serializable
     return settings
 
