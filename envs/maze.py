@@ -256,7 +256,7 @@ class PerfectMazeEnv(MiniGridEnv):
                 f"start_dir={start_dir!r} must be 0 (east), 1 (south), 2 (west), 3 (north) or None (from the seed)"
             )
         if max_steps is not None:
-            check_positive_int("max_steps", max_steps, "or None for 2 * size**2")
+            check_positive_int("max_steps", max_steps, "a positive integer, or None for 2 * size**2")
         if not isinstance(agent_view_size, (int, np.integer)) or agent_view_size < 3 or agent_view_size % 2 == 0:
             raise ValueError(f"agent_view_size={agent_view_size!r} must be an odd integer >= 3 (MiniGrid's default is 7)")
         self.size = int(size)
