@@ -47,9 +47,9 @@ def test_strict_maze_pipeline_logs_bc_and_exact_eval_and_tabulates_base_against_
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert DEFAULT_ENV == "MaxRL/StrictMaze-9x9-v0"
-    # 8 mazes x 16 episodes per update: a base at pass@1 ~ 1% succeeds about once per update (an update without a
-    # success is skipped)
-    argv = ["--updates", "5", "--n-groups", "8", "--compare", "grpo", "--eval-freq", "1000"]
+    # 32 mazes x 4 episodes (the recipe's N) per update: a base at pass@1 ~ 1% succeeds about once per update (an
+    # update without a success is skipped)
+    argv = ["--updates", "5", "--n-groups", "32", "--compare", "grpo", "--eval-freq", "1000"]
     argv += ["--eval-start-states", "32", "--train-mazes", "300", "--log-dir", str(tmp_path / "runs"), "--no-progress"]
     argv += ["--verbose", "0"]
     main(argv)
@@ -57,10 +57,11 @@ def test_strict_maze_pipeline_logs_bc_and_exact_eval_and_tabulates_base_against_
     run_dir = tmp_path / "runs" / "MaxRL_1"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["env"] == DEFAULT_ENV and summary["updates"] == 5 and summary["compare"] == ["grpo"]
-    assert summary["hyperparams"]["n_groups"] == 8 and summary["hyperparams"]["n_envs"] == 8 * 16  # one slot per episode
+    assert summary["hyperparams"]["n_groups"] == 32 and summary["hyperparams"]["n_envs"] == 32 * RECIPES[9].group_size
     assert summary["hyperparams"]["group_size"] == RECIPES[9].group_size  # the recipe's
     assert summary["hyperparams"]["learning_rate"] == RECIPES[9].learning_rate
-    assert summary["hyperparams"]["n_epochs"] == 1 and summary["hyperparams"]["clip_range"] is None  # the recipe's
+    assert summary["hyperparams"]["n_epochs"] == RECIPES[9].n_epochs == 4  # the recipe's: PPO-style reuse
+    assert summary["hyperparams"]["clip_range"] == RECIPES[9].clip_range == 0.2
     assert summary["layouts"] == {"train": 300, "validation": 32, "test": 32}
 
     # the table: base and every method, pass@k and -log pass@k at the table's ks; fine-tuning changed the policy
