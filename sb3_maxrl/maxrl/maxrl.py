@@ -23,7 +23,14 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from sb3_maxrl.common.buffers import GroupRolloutBuffer
 from sb3_maxrl.common.env_ids import make_env
-from sb3_maxrl.common.estimators import BaselineName, EstimatorName, check_estimator_args, group_advantages, loo_weights
+from sb3_maxrl.common.estimators import (
+    BaselineName,
+    EstimatorName,
+    check_estimator_args,
+    get_estimator,
+    group_advantages,
+    loo_weights,
+)
 from sb3_maxrl.common.group_rollouts import StartStateCheck, StepRecord, collect_group_episodes
 from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY
 from sb3_maxrl.common.losses import minibatch_losses
@@ -64,7 +71,8 @@ class MaxRL(OnPolicyAlgorithm):
         e.g. a cosine decay ``lambda p: 0.1 * 0.5 * (1 + math.cos(math.pi * (1 - p)))``
     :param group_size: N, episodes per start state (>= 2)
     :param n_groups: G, start states per update; one update uses ``G * N`` complete episodes
-    :param estimator: "maxrl" (the paper's code, targets J_{N-1}), "maxrl_raw" / "maxrl_full_cv" (J_N),
+    :param estimator: "maxrl" (the paper's code, targets J_{N-1} for binary likelihoods), "maxrl_raw" /
+        "maxrl_full_cv" (J_N, binary likelihoods; on continuous ones they warn and target no J_T),
         "maxrl_general" (leave-one-out weights for continuous likelihoods, targets J_T), "reinforce", "rloo",
         "grpo" or "dr_grpo"; see ``sb3_maxrl.group_advantages``
     :param truncation: T of "maxrl_general" in [1, group_size]; None means T = N
@@ -398,7 +406,7 @@ class MaxRL(OnPolicyAlgorithm):
         self.logger.record("rollout/advantage_std", float(advantages.std()))
         self.logger.record("rollout/advantage_abs_max", float(max(advantages.max(), -advantages.min())))
         self.logger.record("rollout/frac_zero_advantage", (advantages.size - np.count_nonzero(advantages)) / advantages.size)
-        if self.estimator == "maxrl_general":
+        if "truncation" in get_estimator(self.estimator).options:  # the estimators with leave-one-out weights
             omega = loo_weights(likelihoods, self.truncation)
             self.logger.record("rollout/omega_mean", float(omega.mean()))
             self.logger.record("rollout/omega_max", float(omega.max()))
