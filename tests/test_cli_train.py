@@ -23,6 +23,7 @@ from sb3_maxrl.cli.train import (
     PACKAGED_CONFIG,
     RUN_DEFAULTS,
     build_parser,
+    check_flags,
     main,
     resolve_hyperparams,
     resolve_strict_maze_settings,
@@ -178,6 +179,17 @@ def test_strict_maze_settings_precedence(tmp_path: Path) -> None:
     assert hyperparams["learning_rate"] == 0.002 and hyperparams["ent_coef"] == 0.01  # the config over the recipe
     assert hyperparams["group_size"] == 4 and hyperparams["estimator"] == "rloo"  # the flags over the config
     assert hyperparams["n_envs"] == 4 * RECIPES[13].n_groups
+
+
+def test_the_paper_update_is_one_flag_away() -> None:
+    parser = build_parser()
+    recipe, hyperparams = resolve_strict_maze_settings(parser.parse_args(["--paper-update"]))
+    assert recipe == RECIPES[9].paper_update()
+    assert (hyperparams["n_epochs"], hyperparams["clip_range"]) == (1, None)  # one plain on-policy step per update
+    assert (hyperparams["group_size"], hyperparams["n_groups"], hyperparams["n_envs"]) == (16, 16, 256)
+    assert (recipe.updates, recipe.n_train) == (RECIPES[9].updates, RECIPES[9].n_train)  # the same budget and mazes
+    with pytest.raises(ValueError, match="--paper-update applies only to the strict-maze pipeline"):
+        check_flags(parser.parse_args(["--env", "MaxRL/Maze-9x9-v0", "--paper-update"]))
 
 
 def test_strict_maze_flags_and_their_errors(tmp_path: Path) -> None:

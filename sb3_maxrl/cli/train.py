@@ -11,10 +11,13 @@ At its defaults it runs the paper's maze pipeline on ``MaxRL/StrictMaze-9x9-v0``
 
 ``--compare grpo rloo`` fine-tunes the same base with the same budget and other estimators and adds their columns:
 the table that shows what MaxRL is for (its -log pass@64 below theirs, its pass@1024 not below the base's).
-The settings come from ``sb3_maxrl_envs.strict_maze_pipeline.RECIPES`` (shared with ``benchmarks/strict_mazes.py``)::
+The settings come from ``sb3_maxrl_envs.strict_maze_pipeline.RECIPES`` (shared with ``benchmarks/strict_mazes.py``):
+on 9x9 PPO-style reuse (4 clipped epochs over 4 episodes x 64 mazes per update), chosen on validation mazes;
+``--paper-update`` runs the paper's one plain on-policy gradient step per update on 16 episodes x 16 mazes instead::
 
-    maxrl-train                                        # about 25 s (one torch thread, 2 shared cores)
-    maxrl-train --compare grpo rloo                    # about a minute
+    maxrl-train
+    maxrl-train --compare grpo rloo
+    maxrl-train --compare grpo rloo --paper-update
     maxrl-train --env MaxRL/StrictMaze-13x13-v0 --updates 400
     tensorboard --logdir runs
 
@@ -167,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="strict mazes: also fine-tune the same base with these estimators (e.g. grpo rloo) and add their columns",
     )
     parser.add_argument(
+        "--paper-update",
+        action="store_true",
+        help="strict mazes: the paper's update (one plain on-policy gradient step per update on 16 episodes x 16 mazes "
+        "at 9x9) instead of the recipe's PPO-style reuse (4 clipped epochs over 4 episodes x 64 mazes, chosen on "
+        "validation mazes: docs/results/strict_mazes.md)",
+    )
+    parser.add_argument(
         "--train-mazes", type=int, help=f"strict mazes: training mazes (default: the recipe's, {recipe.n_train})"
     )
     parser.add_argument(
@@ -238,6 +248,7 @@ def check_flags(args: argparse.Namespace) -> None:
             )
     else:
         given = [f"--{flag.replace('_', '-')}" for flag in STRICT_MAZE_FLAGS if getattr(args, flag) is not None]
+        given += ["--paper-update"] if getattr(args, "paper_update", False) else []
         if given:
             raise ValueError(
                 f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to the strict-maze pipeline "
@@ -365,7 +376,7 @@ def resolve_strict_maze_settings(args: argparse.Namespace) -> tuple[StrictMazeRe
     size = strict_maze_size(args.env)
     if size not in RECIPES:
         raise ValueError(f"No strict-maze recipe for size {size}: the recipes are for sizes {sorted(RECIPES)}.")
-    recipe = RECIPES[size]
+    recipe = RECIPES[size].paper_update() if getattr(args, "paper_update", False) else RECIPES[size]
     hyperparams: dict[str, Any] = {"policy": "MlpPolicy", "estimator": "maxrl", **recipe.maxrl_kwargs()}
     if args.config is not None:
         if os.path.abspath(args.config) == os.path.abspath(PACKAGED_CONFIG):
