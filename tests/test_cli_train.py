@@ -29,8 +29,9 @@ from sb3_maxrl.cli.train import (
     resolve_strict_maze_settings,
     train,
 )
+from sb3_maxrl.common.exact_evaluation import sample_efficiency_ratio
 from sb3_maxrl.common.utils import signature_defaults
-from sb3_maxrl_envs.strict_maze import exact_pass_at_k
+from sb3_maxrl_envs.strict_maze import exact_pass_at_k, exact_success_probabilities
 from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, layout_sets
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # tbparse on pandas >= 3
@@ -108,8 +109,16 @@ def test_strict_maze_pipeline_logs_bc_and_exact_eval_and_tabulates_base_against_
     assert exact_pass_at_k(model, 9, test_mazes, TABLE_KS).pass_at_k[64] == pytest.approx(maxrl["pass@64"], rel=1e-9)
     assert (run_dir / "best_model.zip").is_file() and (run_dir / "grpo" / "model.zip").is_file()
 
+    # the test-time sample-efficiency ratio against each compared estimator, from the saved policies' exact curves
+    grpo_model = MaxRL.load(run_dir / "grpo" / "model.zip", device="cpu")
+    expected = sample_efficiency_ratio(
+        exact_success_probabilities(model, 9, test_mazes), exact_success_probabilities(grpo_model, 9, test_mazes), k=64
+    )
+    assert summary["sample_efficiency_at_64"] == pytest.approx({"grpo": expected}, rel=1e-6)
+
     printed = capsys.readouterr().out
     assert "-log pass@k" in printed and "grpo" in printed and "base" in printed
+    assert "reaches grpo's pass@64 with" in printed
 
 
 def test_cli_summary_matches_event_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

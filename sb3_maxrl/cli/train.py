@@ -73,7 +73,7 @@ from sb3_maxrl.common.callbacks import (
 from sb3_maxrl.common.env_ids import make_group_vec_env, task_wrapper
 from sb3_maxrl.common.estimators import ESTIMATORS
 from sb3_maxrl.common.evaluation import PassAtKResult, disjoint_train_seeds
-from sb3_maxrl.common.exact_evaluation import DEFAULT_EXACT_KS, ExactPassAtKResult
+from sb3_maxrl.common.exact_evaluation import DEFAULT_EXACT_KS, ExactPassAtKResult, sample_efficiency_ratio
 from sb3_maxrl.common.start_states import default_eval_seeds, start_state_keys
 from sb3_maxrl.common.utils import signature_defaults
 from sb3_maxrl.maxrl import MaxRL
@@ -651,6 +651,11 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
         run_model.env.close()  # type: ignore[union-attr]
 
     table = {"base": _table_row(base, TABLE_KS)} | {method: _table_row(result, TABLE_KS) for method, result in finals.items()}
+    efficiency = {
+        method: sample_efficiency_ratio(finals[estimator].success_probabilities, result.success_probabilities, k=64)
+        for method, result in finals.items()
+        if method != estimator
+    }
     wall_time = time.perf_counter() - started
     summary = {
         "env": args.env,
@@ -678,6 +683,7 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
         },
         "table_ks": list(TABLE_KS),
         "table": table,
+        "sample_efficiency_at_64": efficiency,
         "eval": finals[estimator].metrics(),
         "base_eval": base.metrics(),
         "runs": runs,
@@ -694,6 +700,11 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
         f"base: behaviour cloning, {cloning.n_steps} steps; then {recipe.updates} updates each "
         f"({recipe.n_groups} mazes x {recipe.group_size} episodes); {wall_time:.0f} s in all.",
     )
+    for method, ratio in efficiency.items():
+        print(
+            f"{estimator} reaches {method}'s pass@64 with "
+            + (f"{64 / ratio:.3g} samples per maze: {ratio:.3g}x fewer." if ratio > 0 else "no number of samples: never.")
+        )
     print(f"TensorBoard logs, model.zip and {SUMMARY_FILE} in {run_dir}")
     return summary
 
