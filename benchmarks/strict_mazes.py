@@ -343,8 +343,20 @@ def report(frame: pd.DataFrame, results_dir: Path, stem: str) -> pd.DataFrame:
     if not ratios.empty:
         table = table.merge(ratios, on=["split", "method", "update", "split_nxg", "learning_rate"], how="left")
     table.to_csv(RESULTS / f"{stem}_table.csv", index=False)
-    (RESULTS / f"{stem}_table.md").write_text(markdown_table(table, "test") + "\n")
+    for split in ("test", "validation"):
+        (RESULTS / f"{stem}_{split}.md").write_text(markdown_table(table, split) + "\n")
+    write_readme_block(stem, markdown_table(table, "test"))
     return table
+
+
+def write_readme_block(stem: str, table: str) -> None:
+    """Replace the README's ``<!-- generated:<stem> -->`` block, if it has one, with the held-out table."""
+    readme = RESULTS.parent.parent / "README.md"
+    begin, end = f"<!-- generated:{stem} -->", f"<!-- /generated:{stem} -->"
+    text = readme.read_text() if readme.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        readme.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
 
 
 def markdown_table(table: pd.DataFrame, split: str) -> str:
