@@ -22,11 +22,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch as th
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import BasePolicy
 
-from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
+from sb3_maxrl.common.exact_evaluation import (
+    ExactPassAtKResult,
+    PolicyLike,
+    action_probabilities_function,
+    pass_at_k_from_probabilities,
+)
 from sb3_maxrl_envs.minigrid_expert import Pose, agent_pose, navigation_successors
 from sb3_maxrl_envs.minigrid_wrappers import BinarySuccessWrapper, NavigationActions
 
@@ -35,7 +37,6 @@ COVERED_OBJECTS: frozenset[str] = frozenset({"wall", "goal", "lava", "floor"})
 _GOAL, _LAVA = -1, -2
 _SAMPLED_HINT = "evaluate it by sampling instead: sb3_maxrl.evaluate_pass_at_k(model, env, seeds, n_samples)"
 
-PolicyLike = BaseAlgorithm | BasePolicy | Callable[[np.ndarray], np.ndarray]
 
 
 def _wrapper_chain(env: gym.Env) -> list[gym.Wrapper]:
@@ -135,32 +136,6 @@ def _reachable_graph(env: gym.Env, n_actions: int) -> tuple[list[Pose], np.ndarr
     return poses, np.array(rows, dtype=np.int64)
 
 
-def _action_probabilities(policy: PolicyLike) -> Callable[[np.ndarray], np.ndarray]:
-    if isinstance(policy, BaseAlgorithm):
-        policy = policy.policy
-    if not isinstance(policy, BasePolicy):
-        if not callable(policy):
-            raise TypeError(
-                "policy must be an SB3 model, an SB3 policy or a function observations -> action probabilities, "
-                f"got {policy!r}."
-            )
-        return policy
-    if not hasattr(policy, "get_distribution"):
-        raise TypeError(
-            f"{type(policy).__name__} has no get_distribution(): exact evaluation needs a stochastic policy (MaxRL's, "
-            "PPO's, A2C's), or pass a function observations -> action probabilities."
-        )
-    torch_policy = policy
-
-    def probabilities(observations: np.ndarray) -> np.ndarray:
-        torch_policy.set_training_mode(False)
-        with th.no_grad():
-            tensor, _ = torch_policy.obs_to_tensor(observations)
-            return torch_policy.get_distribution(tensor).distribution.probs.double().cpu().numpy()  # type: ignore[operator]
-
-    return probabilities
-
-
 #: A start state's pose graph: observations of its reachable poses, ``targets[state, action]``, the step budget
 PoseGraph = tuple[np.ndarray, np.ndarray, int]
 
@@ -212,7 +187,7 @@ def minigrid_success_probabilities(
         raise ValueError("seeds is empty: pass at least one start seed.")
     cache = {} if cache is None else cache
     n_actions = int(env.action_space.n)
-    probabilities_of = _action_probabilities(policy)
+    probabilities_of = action_probabilities_function(policy)
     success, lengths = np.zeros(len(seeds)), np.zeros(len(seeds))
     for begin in range(0, len(seeds), seeds_per_batch):
         graphs = []

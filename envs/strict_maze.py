@@ -45,13 +45,16 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult, pass_at_k_from_probabilities
+from sb3_maxrl.common.exact_evaluation import (
+    ExactPassAtKResult,
+    PolicyLike,
+    action_probabilities_function,
+    pass_at_k_from_probabilities,
+)
 from sb3_maxrl.common.native_vec_env import NativeStartStateVecEnv
 from sb3_maxrl.common.start_states import EpisodeStart
 from sb3_maxrl_envs.maze import generate_prim_maze_from_start
@@ -65,7 +68,6 @@ FRESH_SEED_BOUND = 2**31
 #: Layouts kept by :func:`maze_layout`'s cache
 LAYOUT_CACHE_SIZE = 4096
 
-PolicyLike = BaseAlgorithm | BasePolicy | Callable[[np.ndarray], np.ndarray]
 
 
 def check_maze_size(size: Any) -> int:
@@ -789,38 +791,18 @@ class StrictMazeVecEnv(NativeStartStateVecEnv):
 
 def _action_probabilities(policy: PolicyLike, size: int) -> Callable[[np.ndarray], np.ndarray]:
     """``observations -> (M, 4)`` action probabilities of a policy, checked against the maze's spaces."""
-    if isinstance(policy, BaseAlgorithm):
-        policy = policy.policy
-    if not isinstance(policy, BasePolicy):
-        if not callable(policy):
-            raise TypeError(
-                "policy must be an SB3 model, an SB3 policy or a function observations -> action probabilities, "
-                f"got {policy!r}."
+
+    def check_spaces(policy: BasePolicy) -> None:
+        expected_shape = (observation_size(size),)
+        if policy.observation_space.shape != expected_shape:
+            raise ValueError(
+                f"The policy observes shape {policy.observation_space.shape} but {size}x{size} strict-maze observations "
+                f"have shape {expected_shape}: pass the size the policy was trained on."
             )
-        return policy
-    expected_shape = (observation_size(size),)
-    if policy.observation_space.shape != expected_shape:
-        raise ValueError(
-            f"The policy observes shape {policy.observation_space.shape} but {size}x{size} strict-maze observations have "
-            f"shape {expected_shape}: pass the size the policy was trained on."
-        )
-    if not isinstance(policy.action_space, spaces.Discrete) or policy.action_space.n != 4:
-        raise ValueError(f"Exact maze evaluation needs a policy over Discrete(4) actions, got {policy.action_space}.")
-    if not hasattr(policy, "get_distribution"):
-        raise TypeError(
-            f"{type(policy).__name__} has no get_distribution(): exact evaluation needs a stochastic policy "
-            "(MaxRL's, PPO's or A2C's), or pass a function observations -> action probabilities."
-        )
-    torch_policy = policy
+        if not isinstance(policy.action_space, spaces.Discrete) or policy.action_space.n != 4:
+            raise ValueError(f"Exact maze evaluation needs a policy over Discrete(4) actions, got {policy.action_space}.")
 
-    def probabilities(observations: np.ndarray) -> np.ndarray:
-        torch_policy.set_training_mode(False)
-        with th.no_grad():
-            tensor, _ = torch_policy.obs_to_tensor(observations)
-            distribution = torch_policy.get_distribution(tensor)  # type: ignore[operator]
-            return distribution.distribution.probs.double().cpu().numpy()
-
-    return probabilities
+    return action_probabilities_function(policy, check_spaces)
 
 
 def _exact_outcomes(

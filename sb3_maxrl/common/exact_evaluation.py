@@ -9,15 +9,60 @@ estimates from ``n`` samples per start state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 from sb3_maxrl.common.evaluation import geometric_ks
 
 #: The ks reported when none are given: powers of two up to 1024
 DEFAULT_EXACT_KS: tuple[int, ...] = tuple(geometric_ks(1024))
+#: What exact evaluators take as a policy: an SB3 model or policy, or ``observations -> action probabilities``
+PolicyLike = BaseAlgorithm | BasePolicy | Callable[[np.ndarray], np.ndarray]
+
+
+def action_probabilities_function(
+    policy: PolicyLike, check: Callable[[BasePolicy], None] | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """
+    ``observations -> (M, n_actions)`` action probabilities (float64) of a policy with a discrete action distribution,
+    as the exact evaluators need them (one batched forward pass, no sampling).
+
+    :param policy: an SB3 model or policy with ``get_distribution`` (MaxRL's, PPO's, A2C's), or a function
+        ``observations -> action probabilities``, returned as it is
+    :param check: the task's own checks of an SB3 policy (its observation and action spaces), raising what to do
+    :return: the function
+    """
+    if isinstance(policy, BaseAlgorithm):
+        policy = policy.policy
+    if not isinstance(policy, BasePolicy):
+        if not callable(policy):
+            raise TypeError(
+                "policy must be an SB3 model, an SB3 policy or a function observations -> action probabilities, "
+                f"got {policy!r}."
+            )
+        return policy
+    if check is not None:
+        check(policy)
+    if not hasattr(policy, "get_distribution"):
+        raise TypeError(
+            f"{type(policy).__name__} has no get_distribution(): exact evaluation needs a stochastic policy "
+            "(MaxRL's, PPO's or A2C's), or pass a function observations -> action probabilities."
+        )
+    torch_policy: Any = policy
+
+    def probabilities(observations: np.ndarray) -> np.ndarray:
+        torch_policy.set_training_mode(False)
+        with th.no_grad():
+            tensor, _ = torch_policy.obs_to_tensor(observations)
+            return torch_policy.get_distribution(tensor).distribution.probs.double().cpu().numpy()
+
+    return probabilities
 
 
 @dataclass
