@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.timesteps, args.n_eval, args.n_train, args.eval_points = 40_000, 32, 1_000, 2
         args.learning_rates, args.splits, args.final_seeds = [1e-3], ["4x64", "16x16"], [1]
     results_dir = Path(args.results) if args.results else RESULTS / stem
-    stages = ("tune", "splits", "final") if args.quick else (args.stage,)
+    stages = ("tune", "splits", "final") if args.quick else (args.stage,) if args.stage != "report" else ()
     for stage in stages:
         args.stage = stage
         runs = stage_runs(args, records_frame(results_dir))

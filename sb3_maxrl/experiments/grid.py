@@ -232,7 +232,7 @@ def _start_manifest(results_dir: Path, executor: str, n_jobs: int, n_pending: in
     from sb3_maxrl import __version__
 
     entry = dict(
-        command=shlex.join([Path(sys.executable).name, *sys.argv]),
+        command=_command_line(),
         cwd=os.getcwd(),
         version=__version__,
         **source_commit(),
@@ -244,6 +244,14 @@ def _start_manifest(results_dir: Path, executor: str, n_jobs: int, n_pending: in
     )
     _append_manifest(results_dir, entry)
     return entry
+
+
+def _command_line() -> str:
+    """The command that runs, as typed: ``python -m package.module ...`` for a module run with ``-m``."""
+    main = sys.modules.get("__main__")
+    module = getattr(getattr(main, "__spec__", None), "name", None)
+    head = ["python", "-m", module] if module and module != "__main__" else [Path(sys.executable).name, sys.argv[0]]
+    return shlex.join([*head, *sys.argv[1:]])
 
 
 def _finish_manifest(results_dir: Path, entry: dict[str, Any]) -> None:
