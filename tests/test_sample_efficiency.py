@@ -56,3 +56,10 @@ def test_bad_targets_and_probabilities_are_refused() -> None:
         samples_to_reach([1.5], 0.5)
     with pytest.raises(ValueError, match="k must be > 0"):
         exact_pass_at_real_k([0.5], 0)
+
+
+def test_a_policy_whose_pass_at_1_already_reaches_the_target_needs_one_sample() -> None:
+    # pass@1 = 0.9 > the reference's pass@64 = 1 - 0.99^64 = 0.47: one sample, the ratio is k
+    assert samples_to_reach([0.9], 1 - 0.99**64) < 1
+    assert sample_efficiency_ratio([0.9], [0.01], k=64) == 64.0
+    assert sample_efficiency_ratio([0.9], [0.0], k=16) == 16.0  # the reference never succeeds

@@ -703,7 +703,8 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
     for method, ratio in efficiency.items():
         print(
             f"{estimator} reaches {method}'s pass@64 with "
-            + (f"{64 / ratio:.3g} samples per maze: {ratio:.3g}x fewer." if ratio > 0 else "no number of samples: never.")
+            + (f"{64 / ratio:.3g} samples per maze: {ratio:.3g}x fewer" if ratio > 0 else "no number of samples: never")
+            + (" (its pass@1 already reaches it)." if ratio == 64 else ".")
         )
     print(f"TensorBoard logs, model.zip and {SUMMARY_FILE} in {run_dir}")
     return summary

@@ -215,9 +215,10 @@ def sample_efficiency_ratio(
     """
     How many times fewer test-time samples a policy needs than a reference for the reference's pass@k.
 
-    With ``target = pass@k`` of the reference, the ratio is ``k / samples_to_reach(policy, target)``: 2 means the
-    policy reaches the reference's pass@64 at k = 32; 0 means it never reaches it (its curve flattens below);
-    ``inf`` only if the reference's pass@k is 0. This is the paper's "fewer samples for the same pass@k".
+    With ``target = pass@k`` of the reference, the ratio is ``k / max(1, samples_to_reach(policy, target))``: 2 means
+    the policy reaches the reference's pass@64 at k = 32; ``k`` (the largest value) means its pass@1 already reaches it,
+    as no policy draws less than one sample; 0 means it never reaches it (its curve flattens below). This is the
+    paper's "fewer samples for the same pass@k".
 
     :param success_probabilities: ``(S,)`` the policy's success probability of each start state
     :param reference_probabilities: ``(S',)`` the reference policy's (the same start states, for a fair reading)
@@ -226,5 +227,5 @@ def sample_efficiency_ratio(
     """
     target = exact_pass_at_real_k(reference_probabilities, k)
     if target == 0.0:
-        return float("inf")
-    return float(k / samples_to_reach(success_probabilities, target))
+        return float(k)
+    return float(k / max(1.0, samples_to_reach(success_probabilities, target)))
