@@ -86,6 +86,18 @@ def test_env_reporting_no_outcome_is_an_error():
         model.learn(1000)
 
 
+def test_a_time_limit_truncation_without_outcome_says_to_report_failure():
+    class SuccessOnlyEnv(CoinEnv):  # reports is_success only when it succeeds, and never succeeds
+        def step(self, action):
+            observation, reward, _, truncated, _ = super().step(action)
+            return observation, reward, False, truncated, {}
+
+    env = gym.wrappers.TimeLimit(SuccessOnlyEnv(), max_episode_steps=3)
+    model = MaxRL("MlpPolicy", env, group_size=2, n_groups=1)
+    with pytest.raises(ValueError, match=r"truncated \(gymnasium's TimeLimit\).*must report info\['is_success'\] = False"):
+        model.learn(10)
+
+
 def test_custom_likelihood_key():
     class KeyedEnv(CoinEnv):
         def step(self, action):

@@ -70,7 +70,7 @@ def test_train_then_load_and_enjoy(tmp_path: Path, capsys: pytest.CaptureFixture
     assert model_path.is_file() and (run_dir / "best_model.zip").is_file()
     model = MaxRL.load(model_path, device="cpu")
     config = load_config("maxrl.yml")["MaxRL/Regression-v0"]
-    assert (model.group_size, model.n_groups, model.estimator) == (4, 8, "maxrl")
+    assert (model.group_size, model.n_groups, model.estimator) == (4, 8, "maxrl_general")  # continuous likelihoods
     assert model.lr_schedule(1.0) == pytest.approx(config["learning_rate"])  # rl-zoo3 makes it a ConstantSchedule
     assert model.num_timesteps >= 2000
     assert model.policy.net_arch == [64, 64]

@@ -28,6 +28,12 @@ def episode_likelihood(info: dict[str, Any], likelihood_key: str = LIKELIHOOD_KE
     elif SUCCESS_KEY in info:
         value = info[SUCCESS_KEY]
         source = f"info[{SUCCESS_KEY!r}]"
+    elif info.get("TimeLimit.truncated"):
+        raise ValueError(
+            f"The episode was truncated (gymnasium's TimeLimit) without {SUCCESS_KEY!r}: a truncated episode must report "
+            f"info['is_success'] = False (set it whenever terminated or truncated), or put the step budget inside the "
+            "env and report the outcome there."
+        )
     else:
         raise ValueError(
             f"The environment ended an episode without reporting its outcome: the final step's info has neither "
