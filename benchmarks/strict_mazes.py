@@ -249,6 +249,8 @@ def choose_family_update(frame: pd.DataFrame, methods: Sequence[str]) -> str:
         return float(np.mean([validation_score_of(frame, m, choose(frame, m, (update,))) for m in family]))
 
     tuned = [u for u in ("reuse", "reuse-mb") if u in set(frame.loc[frame["method"].isin(family), "update"])]
+    if not tuned:
+        raise SystemExit(f"No validation runs of {family} with a reuse update: run --stage tune first.")
     return min(tuned, key=family_score)
 
 
