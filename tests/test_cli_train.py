@@ -210,7 +210,8 @@ def test_strict_maze_flags_and_their_errors(tmp_path: Path) -> None:
         (["--eval-samples", "8", "--env-kwargs", "a=1"], "^--eval-samples, --env-kwargs do not apply"),
         (["--train-start-states", "8"], "--train-start-states does not apply"),
         (["--env", MAZE, "--updates", "10"], "^--updates applies only to the strict-maze pipeline"),
-        (["--env", MAZE, "--compare", "grpo"], "^--compare applies only .* use --timesteps for the budget of other envs"),
+        (["--env", MAZE, "--compare", "grpo"], "^--compare runs the paper.s weak-base protocol, which needs an expert"),
+        (["--env", MAZE, "--updates", "5"], "^--updates applies only .* use --timesteps for the budget of other envs"),
         (["--env", MAZE, "--train-mazes", "100", "--updates", "3"], "^--updates, --train-mazes apply only"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -313,3 +314,21 @@ def test_an_env_with_start_state_identities_trains_on_seeds_disjoint_from_the_he
     assert not held_out & {maze.start_state_key(seed) for seed in model.train_seeds}
     main(["--env", MAZE, *TINY_RUN, "--train-start-states", "8", "--log-dir", str(tmp_path / "runs")])
     assert len(MaxRL.load(tmp_path / "runs" / "MaxRL_2" / "model.zip").train_seeds) == 8
+
+
+def test_a_minigrid_id_with_compare_runs_the_weak_base_protocol_with_ppo(tmp_path: Path, capsys) -> None:
+    argv = ["--env", "MiniGrid-LavaCrossingS9N2-v0", "--compare", "grpo", "ppo", "--timesteps", "2000"]
+    main([*argv, "--log-dir", str(tmp_path), "--verbose", "0"])
+    run_dir = tmp_path / "protocol_0"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["task"] == "MiniGrid-LavaCrossingS9N2-v0" and summary["methods"] == ["maxrl", "grpo", "ppo"]
+    assert summary["exact"]  # deterministic navigation: exact pass@k by dynamic programming
+    printed = capsys.readouterr().out
+    assert all(f"| {method} |" in printed for method in ("base", "maxrl", "grpo", "ppo"))
+    assert (run_dir / "table.csv").is_file() and (run_dir / "neg_log_pass_at_k.png").is_file()
+
+
+def test_compare_without_an_expert_says_what_the_protocol_needs() -> None:
+    parser = build_parser()
+    with pytest.raises(ValueError, match="needs an expert, and none is known for CartPole-v1"):
+        check_flags(parser.parse_args(["--env", "CartPole-v1", "--compare", "grpo"]))

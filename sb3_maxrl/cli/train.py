@@ -76,6 +76,7 @@ from sb3_maxrl.common.evaluation import PassAtKResult, disjoint_train_seeds
 from sb3_maxrl.common.exact_evaluation import DEFAULT_EXACT_KS, ExactPassAtKResult, sample_efficiency_ratio
 from sb3_maxrl.common.start_states import default_eval_seeds, start_state_keys
 from sb3_maxrl.common.utils import signature_defaults
+from sb3_maxrl.experiments.pipeline import PPO_METHOD, recipe_for, run_protocol, task_for
 from sb3_maxrl.maxrl import MaxRL
 from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
 from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, StrictMazeRecipe, clone_weak_base, layout_sets
@@ -165,9 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--compare",
         nargs="+",
-        choices=ESTIMATORS,
-        metavar="ESTIMATOR",
-        help="strict mazes: also fine-tune the same base with these estimators (e.g. grpo rloo) and add their columns",
+        choices=[*ESTIMATORS, PPO_METHOD],
+        metavar="METHOD",
+        help="also fine-tune the same behaviour-cloned base with these estimators (e.g. grpo rloo) and add their columns; "
+        "with 'ppo' (SB3 PPO from the cloned actor), or on an env with an expert other than a strict maze (MiniGrid and "
+        "BabyAI ids), the run goes through the generic protocol (sb3_maxrl.experiments.pipeline)",
     )
     parser.add_argument(
         "--paper-update",
@@ -230,6 +233,52 @@ def is_strict_maze(env_id: str) -> bool:
     return env_id.startswith(STRICT_MAZE_PREFIX)
 
 
+def uses_protocol(args: argparse.Namespace) -> bool:
+    """
+    Whether the run goes through the generic protocol (:func:`sb3_maxrl.experiments.pipeline.run_protocol`): a
+    comparison on an env with a known expert that the strict-maze pipeline does not cover.
+
+    :param args: the parsed command line
+    :return: True for ``--compare ... ppo``, or ``--compare`` on a MiniGrid or BabyAI id
+    """
+    compare = args.compare or []
+    return bool(compare) and (PPO_METHOD in compare or (not is_strict_maze(args.env) and has_expert(args.env)))
+
+
+def has_expert(env_id: str) -> bool:
+    """
+    :param env_id: an env id
+    :return: True when the protocol knows an expert for it (MiniGrid and BabyAI ids, the strict mazes)
+    """
+    try:
+        task_for(env_id)
+    except ValueError:
+        return False
+    return True
+
+
+def train_protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    The paper's protocol through the generic pipeline: layouts split by identity, behaviour cloning of the task's
+    expert to a weak base, fine-tuning with ``--estimator`` and every ``--compare`` method at one env-step budget,
+    pass@k at large k on held-out start states (exact where the task allows).
+
+    :param args: the parsed command line
+    :return: the protocol's summary
+    """
+    overrides = {} if args.timesteps is None else {"timesteps": args.timesteps}
+    recipe = recipe_for(args.env, **overrides)
+    run_dir = os.path.join(args.log_dir, f"protocol_{args.seed}")
+    result = run_protocol(
+        task_for(args.env), recipe, list(dict.fromkeys([args.estimator or "maxrl", *args.compare])), seeds=[args.seed],
+        out_dir=run_dir,
+        verbose=1 if args.verbose else 0,
+    )
+    print(result.markdown())
+    print(f"table.csv, summary.json, TensorBoard logs and models in {run_dir}")
+    return result.summary
+
+
 def check_flags(args: argparse.Namespace) -> None:
     """
     Refuse flags that do not apply to the chosen env, saying what to use instead.
@@ -246,6 +295,14 @@ def check_flags(args: argparse.Namespace) -> None:
                 "its evaluation is exact (no samples), its VecEnv is StrictMazeVecEnv and its training mazes are "
                 "--train-mazes. Drop them, or pass another --env."
             )
+    elif uses_protocol(args):
+        return
+    elif args.compare:
+        raise ValueError(
+            f"--compare runs the paper's weak-base protocol, which needs an expert, and none is known for {args.env}: "
+            "pass your own Task(...) with an expert to sb3_maxrl.experiments.pipeline.run_protocol (docs/guide/"
+            "protocol.md), or drop --compare to train MaxRL from scratch with its defaults."
+        )
     else:
         given = [f"--{flag.replace('_', '-')}" for flag in STRICT_MAZE_FLAGS if getattr(args, flag) is not None]
         given += ["--paper-update"] if getattr(args, "paper_update", False) else []
@@ -466,6 +523,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """
     check_flags(args)
     th.set_num_threads(args.torch_threads)
+    if uses_protocol(args):
+        return train_protocol(args)
     if is_strict_maze(args.env):
         return train_strict_maze(args)
     hyperparams = resolve_hyperparams(args)
