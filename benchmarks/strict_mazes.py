@@ -495,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"no finished runs in {results_dir}")
         return
     table = report(frame, results_dir, stem)
-    plot(frame, RESULTS / f"{stem}.png")
+    plot(frame, RESULTS / f"{stem}_comparison.png")
     with pd.option_context("display.width", 250, "display.max_columns", 40, "display.precision", 3):
         print(table.drop(columns=[c for c in table if c.endswith("_std")]))
 
