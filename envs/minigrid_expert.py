@@ -134,13 +134,8 @@ def _episode_is_success(reward: float, terminated: bool, info: dict) -> bool:
     return bool(info.get("is_success", terminated and reward > 0))
 
 
-class MiniGridPlanner:
-    """
-    The shortest-path expert for MiniGrid navigation: ``seed -> (observations, actions)`` of one optimal episode.
-
-    :param env_fn: makes the env the policy sees (wrapped, e.g. ``lambda: make_minigrid(env_id, nav_actions=True)``);
-        its actions 0, 1, 2 must be MiniGrid's left, right, forward
-    """
+class _LazyEnvExpert:
+    """An expert with its own copy of the env the policy sees, made (and checked) on first use."""
 
     def __init__(self, env_fn: Callable[[], gym.Env]) -> None:
         self.env_fn = env_fn
@@ -150,9 +145,24 @@ class MiniGridPlanner:
     def env(self) -> gym.Env:
         """The expert's own copy of the env (made on first use)."""
         if self._env is None:
-            self._env = self.env_fn()
-            _check_minigrid(self._env)
+            env = self.env_fn()
+            _check_minigrid(env)
+            self._check_env(env)
+            self._env = env
         return self._env
+
+    def _check_env(self, env: gym.Env) -> None:
+        """The expert's own requirements of the env, beyond being MiniGrid (raise what to do)."""
+
+
+class MiniGridPlanner(_LazyEnvExpert):
+    """
+    The shortest-path expert for MiniGrid navigation: ``seed -> (observations, actions)`` of one optimal episode.
+
+    :param env_fn: makes the env the policy sees (wrapped, e.g. ``lambda: make_minigrid(env_id, nav_actions=True)``);
+        its actions 0, 1, 2 must be MiniGrid's left, right, forward
+    """
+
 
     def __call__(self, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
         """
@@ -177,29 +187,19 @@ class MiniGridPlanner:
         return np.stack(observations), np.array(plan, dtype=np.int64)
 
 
-class BabyAIBotExpert:
+class BabyAIBotExpert(_LazyEnvExpert):
     """
     minigrid's ``BabyAIBot`` as an expert: ``seed -> (observations, actions)`` of one successful episode.
 
     :param env_fn: makes the env the policy sees (wrapped, with MiniGrid's full ``Discrete(7)`` action space)
     """
 
-    def __init__(self, env_fn: Callable[[], gym.Env]) -> None:
-        self.env_fn = env_fn
-        self._env: gym.Env | None = None
-
-    @property
-    def env(self) -> gym.Env:
-        """The expert's own copy of the env (made on first use)."""
-        if self._env is None:
-            self._env = self.env_fn()
-            _check_minigrid(self._env)
-            if not isinstance(self._env.action_space, gym.spaces.Discrete) or self._env.action_space.n != 7:
-                raise ValueError(
-                    f"BabyAIBot uses MiniGrid's 7 actions but the env's action space is {self._env.action_space}: "
-                    "make the env without nav_actions."
-                )
-        return self._env
+    def _check_env(self, env: gym.Env) -> None:
+        if not isinstance(env.action_space, gym.spaces.Discrete) or env.action_space.n != 7:
+            raise ValueError(
+                f"BabyAIBot uses MiniGrid's 7 actions but the env's action space is {env.action_space}: "
+                "make the env without nav_actions."
+            )
 
     def __call__(self, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
         """
