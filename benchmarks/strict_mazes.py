@@ -43,6 +43,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_maxrl import MaxRL
 from sb3_maxrl.common.exact_evaluation import sample_efficiency_ratio
+from sb3_maxrl.common.noisy_verifier import NoisyVerifier
 from sb3_maxrl.common.start_states import EpisodeStart
 from sb3_maxrl.experiments.grid import load_records, run_grid
 from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
@@ -86,6 +87,10 @@ class Run:
     n_eval: int = 256
     n_train: int = 20_000
     base_target: float = 0.01
+    false_positive_rate: float = 0.0  # a NoisyVerifier on the training env (0, 0: the true success)
+    false_negative_rate: float = 0.0
+    max_updates: int = 0  # stop after this many updates (0: at ``timesteps``); the paper's N-scaling fixes updates
+    train_coverage: bool = False  # also evaluate the training mazes at every checkpoint (the scarce-data regime)
 
 
 def split_name(run: dict[str, Any]) -> str:
@@ -101,37 +106,60 @@ class EvaluateEvery(BaseCallback):
     """Evaluates after the update whose env steps cross each of ``points`` evenly spaced checkpoints (any SB3 algorithm:
     ``on_rollout_start`` follows the previous update's ``train()``)."""
 
-    def __init__(self, timesteps: int, points: int, evaluate: Any):
+    def __init__(self, timesteps: int, points: int, evaluate: Any, max_updates: int = 0, evaluate_train: Any = None):
         super().__init__()
-        self.checkpoints = [timesteps * (i + 1) // points for i in range(points)]
+        self.max_updates = max_updates
+        total = max_updates if max_updates else timesteps
+        self.checkpoints = [total * (i + 1) // points for i in range(points)]
         self.evaluate = evaluate
+        self.evaluate_train = evaluate_train
+        self.updates = 0
         self.rows: list[dict[str, Any]] = []
         self.clip_fractions: list[float] = []
 
     def _on_step(self) -> bool:
-        return True
+        return not self.max_updates or self.updates < self.max_updates
 
     def _on_rollout_start(self) -> None:
         # SB3 dumps the logger before train(), so the last update's train/ values are still recorded here
         clip_fraction = self.model.logger.name_to_value.get("train/clip_fraction")
         if clip_fraction is not None:
             self.clip_fractions.append(float(clip_fraction))
-        if self.checkpoints and self.num_timesteps >= self.checkpoints[0]:
-            while self.checkpoints and self.num_timesteps >= self.checkpoints[0]:
+        progress = self.updates if self.max_updates else self.num_timesteps
+        if self.checkpoints and progress >= self.checkpoints[0]:
+            while self.checkpoints and progress >= self.checkpoints[0]:
                 self.checkpoints.pop(0)
             self.record()
 
+    def _on_rollout_end(self) -> None:
+        self.updates += 1
+
     def record(self) -> None:
         result = self.evaluate()
-        self.rows.append(
-            dict(timesteps=self.num_timesteps)
+        row = (
+            dict(timesteps=self.num_timesteps, updates=self.updates)
             | result.metrics()
             | dict(
                 frac_mazes_p_below_1e3=float(np.mean(result.success_probabilities < 1e-3)),
                 clip_fraction=float(np.mean(self.clip_fractions)) if self.clip_fractions else float("nan"),
             )
         )
+        if self.evaluate_train is not None:
+            row |= {f"train_{key}": value for key, value in training_set_metrics(self.evaluate_train()).items()}
+        self.rows.append(row)
         self.clip_fractions = []
+
+
+#: The ks of the training-set coverage (the share of training mazes with at least one success in k episodes)
+COVERAGE_KS: tuple[int, ...] = (1, 16, 64)
+
+
+def training_set_metrics(result: Any) -> dict[str, float]:
+    """Coverage of the training mazes from their exact success probabilities: the expected share of mazes with at least
+    one success in k episodes (``pass@k`` averaged over mazes, not its log), and the share with p < 1e-3."""
+    probabilities = np.asarray(result.success_probabilities)
+    coverage = {f"coverage@{k}": float(np.mean(1.0 - (1.0 - probabilities) ** k)) for k in COVERAGE_KS}
+    return coverage | dict(frac_mazes_p_below_1e3=float(np.mean(probabilities < 1e-3)))
 
 
 def train_and_evaluate(settings: dict[str, Any]) -> dict[str, Any]:
@@ -153,14 +181,21 @@ def train_and_evaluate(settings: dict[str, Any]) -> dict[str, Any]:
     def evaluate() -> Any:
         return exact_pass_at_k(model, run.size, eval_seeds, ks=KS)
 
+    def evaluate_train() -> Any:
+        return exact_pass_at_k(model, run.size, mazes.train, ks=KS)
+
     model: Any = base
     base_result = evaluate()
+    base_train = training_set_metrics(evaluate_train()) if run.train_coverage else None
+    train_env: Any = venv
+    if run.false_positive_rate or run.false_negative_rate:
+        train_env = NoisyVerifier(venv, run.false_positive_rate, run.false_negative_rate, seed=run.seed)
     if run.method == "ppo":
-        model = ppo_from_actor(base, venv, run, mazes.train)
+        model = ppo_from_actor(base, train_env, run, mazes.train)
     else:
         model = MaxRL(
             "MlpPolicy",
-            venv,
+            train_env,
             estimator=run.method,
             learning_rate=run.learning_rate,
             group_size=run.group_size,
@@ -172,20 +207,28 @@ def train_and_evaluate(settings: dict[str, Any]) -> dict[str, Any]:
             **UPDATES[run.update],
         )
         model.policy.load_state_dict(base.policy.state_dict())
-    callback = EvaluateEvery(run.timesteps, run.eval_points, evaluate)
+    callback = EvaluateEvery(run.timesteps, run.eval_points, evaluate, run.max_updates,
+                             evaluate_train if run.train_coverage else None)
     model.learn(run.timesteps, callback=callback)
     final = evaluate()
     venv.close()
+    extra: dict[str, Any] = {}
+    if base_train is not None:
+        extra = dict(base_train=base_train, final_train=training_set_metrics(evaluate_train()))
+    if isinstance(train_env, NoisyVerifier):
+        extra["verifier"] = dict(episodes=train_env.n_episodes, false_positives=train_env.n_false_positives,
+                                 false_negatives=train_env.n_false_negatives)
     return dict(
         bc_steps=bc_steps,
         base=base_result.metrics(),
-        final=final.metrics() | dict(timesteps=model.num_timesteps),
+        final=final.metrics() | dict(timesteps=model.num_timesteps, updates=callback.updates),
         final_probabilities=final.success_probabilities,
         curve=callback.rows,
+        **extra,
     )
 
 
-def ppo_from_actor(base: MaxRL, venv: StrictMazeVecEnv, run: Run, train_seeds: list[int]) -> PPO:
+def ppo_from_actor(base: MaxRL, venv: Any, run: Run, train_seeds: list[int]) -> PPO:
     """SB3 PPO whose actor is the behaviour-cloned base (a fresh critic), on the same training mazes."""
     net_arch = list(RECIPES[run.size].net_arch)
     model = PPO(
@@ -202,7 +245,7 @@ def ppo_from_actor(base: MaxRL, venv: StrictMazeVecEnv, run: Run, train_seeds: l
     # PPO resets slots itself: queue enough training mazes for the whole run (at least one move per episode)
     rng = np.random.default_rng(run.seed)
     per_slot = run.timesteps // venv.num_envs + 2
-    venv.schedule_episodes(
+    venv.unwrapped.schedule_episodes(
         {slot: [EpisodeStart(int(s)) for s in rng.choice(train_seeds, per_slot)] for slot in range(venv.num_envs)},
         replace=True,
     )

@@ -111,8 +111,9 @@ def uses_idle_slots(venv: VecEnv) -> bool:
     Whether the group collector may leave slots of this VecEnv idle instead of running throw-away episodes.
 
     True for a native start-state VecEnv that declares ``supports_idle_slots = True``, stepped directly or under
-    SB3's ``VecMonitor`` only (a wrapper that keeps statistics of observations, such as ``VecNormalize``, would
-    count the idle slots' placeholder observations).
+    SB3's ``VecMonitor`` and wrappers whose class declares ``supports_idle_slots = True`` (such as
+    :class:`~sb3_maxrl.common.noisy_verifier.NoisyVerifier`) only: a wrapper that keeps statistics of observations,
+    such as ``VecNormalize``, would count the idle slots' placeholder observations.
 
     :param venv: the VecEnv
     :return: whether idle slots are used
@@ -121,7 +122,8 @@ def uses_idle_slots(venv: VecEnv) -> bool:
 
     layer = venv
     while isinstance(layer, VecEnvWrapper):
-        if not isinstance(layer, VecMonitor):
+        # the wrapper's class, not the instance: VecEnvWrapper forwards unknown attributes to the env it wraps
+        if not isinstance(layer, VecMonitor) and not getattr(type(layer), "supports_idle_slots", False):
             return False
         layer = layer.venv
     return bool(getattr(layer, "supports_idle_slots", False)) and isinstance(layer, StartStateVecEnv)

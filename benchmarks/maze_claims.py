@@ -1,0 +1,230 @@
+"""The paper's remaining maze claims: N-scaling at 17x17, scarce training data, a noisy verifier.
+
+Every run is a :class:`benchmarks.strict_mazes.Run` (the same protocol: pairwise-different layouts for training,
+validation and test mazes, a behaviour-cloned base near 1% pass@1, exact -log pass@k on the 256 held-out test mazes),
+so the three experiments share the strict-maze benchmark's code and its resumable grid runner (one result file per
+run; a restarted experiment skips finished runs; ``--executor ray`` spreads the runs over a Ray cluster):
+
+    python -m benchmarks.maze_claims --experiment nscaling   # 17x17, N in {4, 16, 64, 128} at 16 mazes per update
+    python -m benchmarks.maze_claims --experiment scarce     # 9x9, 64 / 256 / 1024 training mazes, coverage over training
+    python -m benchmarks.maze_claims --experiment noise      # 9x9, false-positive / false-negative verifier
+    python -m benchmarks.maze_claims --experiment noise --report   # tables and plots from finished runs only
+
+The critic-free family runs one update for every estimator: PPO-style reuse (4 clipped epochs over the batch of an
+update), the update the 9x9 comparison chose on validation mazes (``python -m benchmarks.strict_mazes``); at 9x9 each
+method keeps its validation-chosen learning rate and split (4 episodes x 64 mazes). Nothing here was tuned on its own
+validation runs: these are the comparison's settings carried to new regimes, reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.strict_mazes import KS, RESULTS, Run, records_frame, train_and_evaluate
+from sb3_maxrl.experiments.grid import load_records, run_grid
+
+FAMILY = ("maxrl", "grpo", "rloo")
+#: The 9x9 validation choices of ``benchmarks/strict_mazes.py`` (reuse update, 4 episodes x 64 mazes per update)
+CHOSEN_9X9_LEARNING_RATES = {"maxrl": 1e-3, "grpo": 1e-3, "rloo": 3e-3}
+NSCALING_GROUP_SIZES = (4, 16, 64, 128)
+SCARCE_TRAIN_SIZES = (64, 256, 1024)
+#: (false-positive rate, false-negative rate) of the noisy-verifier experiment
+NOISE_LEVELS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.0, 0.3), (0.05, 0.0))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment's runs and how its table groups them."""
+
+    name: str
+    size: int
+    axis: str  # the Run field the experiment varies
+    axis_label: str
+
+
+EXPERIMENTS = {
+    "nscaling": Experiment("nscaling", 17, "group_size", "N"),
+    "scarce": Experiment("scarce", 9, "n_train", "training mazes"),
+    "noise": Experiment("noise", 9, "noise", "verifier (FP, FN)"),
+}
+
+
+def experiment_runs(args: argparse.Namespace) -> list[Run]:
+    """The runs of ``args.experiment`` (longest last, so an interrupted grid has its cheap runs)."""
+    family = [m for m in args.methods if m in FAMILY]
+    if args.experiment == "nscaling":
+        template = Run(size=17, method="maxrl", update="reuse", learning_rate=args.learning_rate, seed=0, split="test",
+                       timesteps=10**9, n_groups=args.n_groups, max_updates=args.updates, eval_points=4)
+        return [
+            replace(template, method=method, group_size=n, seed=seed)
+            for n in args.group_sizes
+            for seed in args.seeds
+            for method in family
+        ]
+    template = Run(size=9, method="maxrl", update="reuse", learning_rate=1e-3, seed=0, split="test",
+                   timesteps=args.timesteps, group_size=4, n_groups=64)
+    runs = []
+    for seed in args.seeds:
+        for method in family:
+            tuned = replace(template, method=method, learning_rate=CHOSEN_9X9_LEARNING_RATES[method], seed=seed)
+            if args.experiment == "scarce":
+                runs += [replace(tuned, n_train=n, train_coverage=True) for n in args.train_sizes]
+            else:
+                runs += [replace(tuned, false_positive_rate=a, false_negative_rate=b) for a, b in NOISE_LEVELS]
+    return runs
+
+
+def frame_of(results_dir: Path) -> pd.DataFrame:
+    """One row per finished run: the settings, the base's and the final held-out metrics (and training coverage)."""
+    frame = records_frame(results_dir)
+    if frame.empty:
+        return frame
+    extras = []
+    for record in load_records(results_dir):
+        result = record["result"]
+        row = {f"final_train_{k}": v for k, v in result.get("final_train", {}).items()}
+        row |= {f"base_train_{k}": v for k, v in result.get("base_train", {}).items()}
+        extras.append(row)
+    frame = pd.concat([frame, pd.DataFrame(extras)], axis=1)
+    frame["noise"] = [f"{a:g}, {b:g}" for a, b in zip(frame["false_positive_rate"], frame["false_negative_rate"], strict=True)]
+    return frame
+
+
+def summary_table(frame: pd.DataFrame, experiment: Experiment) -> pd.DataFrame:
+    """Mean and sd over seeds of -log pass@k per (axis value, method), and the base's."""
+    columns = [f"final_neg_log_pass@{k}" for k in KS]
+    extra = [c for c in frame if c.startswith("final_train_")] + [c for c in ("final_timesteps", "final_updates") if c in frame]
+    extra.append("seconds")
+    keys = [experiment.axis, "method"]
+    grouped = frame.groupby(keys)
+    table = grouped[columns].agg(["mean", "std"])
+    table.columns = [f"{c.removeprefix('final_')}_{stat}" for c, stat in table.columns]
+    means = grouped[extra].mean().rename(columns=lambda c: c.removeprefix("final_"))
+    table = table.join(means).join(grouped["seed"].nunique().rename("seeds"))
+    base = frame.groupby(experiment.axis)[[f"base_neg_log_pass@{k}" for k in KS]].mean()
+    base.columns = [f"neg_log_pass@{k}_mean" for k in KS]
+    base_train = [c for c in frame if c.startswith("base_train_")]
+    if base_train:
+        base = base.join(frame.groupby(experiment.axis)[base_train].mean().rename(columns=lambda c: c.replace("base_", "")))
+    base["method"] = "base (BC)"
+    table = pd.concat([table.reset_index(), base.reset_index()], ignore_index=True)
+    order = {"base (BC)": 0, "maxrl": 1, "grpo": 2, "rloo": 3, "ppo": 4}
+    return table.sort_values([experiment.axis, "method"], key=lambda c: c.map(order) if c.name == "method" else c)
+
+
+def markdown(table: pd.DataFrame, experiment: Experiment) -> str:
+    """The table as markdown: -log pass@k (mean +- sd over seeds), training coverage where measured."""
+    coverage = [c for c in ("train_coverage@1", "train_coverage@64") if c in table]
+    header = [experiment.axis_label, "method", "seeds", *[f"k={k}" for k in KS], *coverage]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = [str(row[experiment.axis]), row["method"], "-" if pd.isna(row.get("seeds")) else str(int(row["seeds"]))]
+        for k in KS:
+            mean, sd = row[f"neg_log_pass@{k}_mean"], row.get(f"neg_log_pass@{k}_std")
+            cells.append(f"{mean:.3f}" + ("" if pd.isna(sd) else f" +- {sd:.3f}"))
+        cells += ["-" if pd.isna(row[c]) else f"{row[c]:.3f}" for c in coverage]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_readme_block(stem: str, text: str) -> None:
+    """Replace the README's ``<!-- generated:<stem> -->`` block, if it has one."""
+    readme = RESULTS.parent.parent / "README.md"
+    begin, end = f"<!-- generated:{stem} -->", f"<!-- /generated:{stem} -->"
+    content = readme.read_text()
+    if begin in content and end in content:
+        head, rest = content.split(begin, 1)
+        readme.write_text(f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}")
+
+
+def plot(frame: pd.DataFrame, experiment: Experiment, results_dir: Path, path: Path) -> None:
+    """Per axis value, -log pass@k against k (mean over seeds); for scarce data, training coverage over training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"maxrl": "tab:blue", "grpo": "tab:orange", "rloo": "tab:green", "ppo": "black"}
+    values = sorted(frame[experiment.axis].unique())
+    rows = 2 if experiment.name == "scarce" else 1
+    figure, axes = plt.subplots(rows, len(values), figsize=(3.4 * len(values), 3.3 * rows), squeeze=False)
+    for column, value in enumerate(values):
+        runs = frame[frame[experiment.axis] == value]
+        axis = axes[0, column]
+        for method, group in runs.groupby("method"):
+            curve = group[[f"final_neg_log_pass@{k}" for k in KS]]
+            axis.errorbar(KS, curve.mean(), yerr=curve.std().fillna(0), color=colors.get(method, "gray"), marker="o",
+                          markersize=3, capsize=2, label=f"{method} (n={len(group)})")
+        axis.plot(KS, runs[[f"base_neg_log_pass@{k}" for k in KS]].mean(), color="gray", linestyle="--", label="base")
+        axis.set(xscale="log", yscale="log", xlabel="k", title=f"{experiment.axis_label} = {value}")
+        if column == 0:
+            axis.set_ylabel("-log pass@k (held out, exact)")
+            axis.legend(fontsize=7)
+        if rows == 2:
+            axis = axes[1, column]
+            for record in load_records(results_dir):
+                job = record["job"]
+                if job[experiment.axis] != value:
+                    continue
+                curve = pd.DataFrame(record["result"]["curve"])
+                start = record["result"]["base_train"]["coverage@64"]
+                axis.plot([0, *curve["timesteps"]], [start, *curve["train_coverage@64"]], color=colors[job["method"]],
+                          alpha=0.7, linewidth=1)
+            axis.set(xlabel="env steps", ylim=(0, 1.02), title="training mazes: coverage@64")
+            if column == 0:
+                axis.set_ylabel("share of training mazes\nwith a success in 64 tries")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", choices=list(EXPERIMENTS), required=True)
+    parser.add_argument("--report", action="store_true", help="tables and plots from finished runs, no training")
+    parser.add_argument("--methods", nargs="+", default=list(FAMILY))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--group-sizes", nargs="+", type=int, default=list(NSCALING_GROUP_SIZES), help="nscaling: N")
+    parser.add_argument("--n-groups", type=int, default=16, help="nscaling: mazes per update")
+    parser.add_argument("--updates", type=int, default=120, help="nscaling: updates of every run")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="nscaling: every method's")
+    parser.add_argument("--train-sizes", nargs="+", type=int, default=list(SCARCE_TRAIN_SIZES), help="scarce")
+    parser.add_argument("--timesteps", type=int, default=1_900_000, help="scarce and noise: env steps of every run")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", default=None)
+    parser.add_argument("--results", default=None, help="results folder (default benchmarks/results/maze_claims_<name>)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    experiment = EXPERIMENTS[args.experiment]
+    stem = f"maze_claims_{experiment.name}"
+    results_dir = Path(args.results) if args.results else RESULTS / stem
+    if not args.report:
+        runs = experiment_runs(args)
+        run_grid(train_and_evaluate, [asdict(r) for r in runs], results_dir, executor=args.executor,
+                 workers=args.workers, ray_address=args.ray_address)
+    frame = frame_of(results_dir)
+    if frame.empty:
+        print(f"no finished runs in {results_dir}")
+        return
+    table = summary_table(frame, experiment)
+    table.to_csv(RESULTS / f"{stem}.csv", index=False)
+    text = markdown(table, experiment)
+    (RESULTS / f"{stem}.md").write_text(text + "\n")
+    write_readme_block(stem, text)
+    plot(frame, experiment, results_dir, RESULTS / f"{stem}.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The noisy verifier: flip rates, independence within a group, the true success kept, the protocol passed through."""
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_maxrl import MaxRL
+from sb3_maxrl.common.noisy_verifier import TRUE_SUCCESS_KEY, NoisyVerifier, reported_pass_rate
+from sb3_maxrl.common.start_states import EpisodeStart, start_state_control, uses_idle_slots
+from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv
+
+
+def run_episodes(venv, n_episodes: int, expert: bool):
+    """Finish ``n_episodes`` episodes with the BFS expert (always a success) or by walking into the top wall (always a
+    failure); return the reported and the true successes and the final rewards, in finishing order."""
+    native = venv.unwrapped
+    venv.reset()
+    reported, true, rewards = [], [], []
+    while len(reported) < n_episodes:
+        actions = native.expert_actions() if expert else np.zeros(venv.num_envs, dtype=np.int64)
+        _, step_rewards, dones, infos = venv.step(actions)
+        for slot in np.flatnonzero(dones):
+            reported.append(infos[slot]["is_success"])
+            true.append(infos[slot][TRUE_SUCCESS_KEY])
+            rewards.append(step_rewards[slot])
+    return np.array(reported[:n_episodes]), np.array(true[:n_episodes]), np.array(rewards[:n_episodes])
+
+
+@pytest.mark.parametrize("expert, rate_name", [(True, "false_negative_rate"), (False, "false_positive_rate")])
+def test_flip_rates_match_within_sampling_error(expert, rate_name):
+    venv = NoisyVerifier(StrictMazeVecEnv(num_envs=64, size=7, seed=0), false_positive_rate=0.1, false_negative_rate=0.3, seed=1)
+    reported, true, rewards = run_episodes(venv, 4000, expert)
+    assert np.all(true == expert)
+    rate = getattr(venv, rate_name)
+    flips = np.mean(reported != true)
+    assert abs(flips - rate) < 4 * np.sqrt(rate * (1 - rate) / len(reported))
+    # the reward is the reported success (the strict maze rewards the true success on the final step)
+    np.testing.assert_array_equal(rewards, reported.astype(np.float32))
+    assert venv.n_episodes >= 4000
+    assert (venv.n_false_negatives if expert else venv.n_false_positives) > 0
+    assert (venv.n_false_positives if expert else venv.n_false_negatives) == 0
+
+
+def test_reported_pass_rate_is_the_mean_of_reported_successes():
+    # slot 0 always succeeds, slot 1 always fails: the true pass rate p is the share of successes among the episodes
+    a, b = 0.2, 0.1
+    venv = NoisyVerifier(StrictMazeVecEnv(num_envs=2, size=7, seed=0), false_positive_rate=a, false_negative_rate=b, seed=3)
+    native = venv.unwrapped
+    venv.reset()
+    reported, true = [], []
+    while len(reported) < 6000:
+        actions = native.expert_actions()
+        actions[1] = 0  # slot 1 walks into the top wall at once
+        _, _, dones, infos = venv.step(actions)
+        reported += [infos[slot]["is_success"] for slot in np.flatnonzero(dones)]
+        true += [infos[slot][TRUE_SUCCESS_KEY] for slot in np.flatnonzero(dones)]
+    p = float(np.mean(true))
+    expected = float(reported_pass_rate(p, a, b))
+    assert 0.01 < p < 0.99 and expected == pytest.approx(a + (1 - a - b) * p)
+    assert abs(np.mean(reported) - expected) < 4 * np.sqrt(expected * (1 - expected) / len(reported))
+
+
+def test_flips_are_independent_within_a_group_and_fixed_by_the_seed():
+    def flips(seed: int) -> np.ndarray:
+        venv = NoisyVerifier(StrictMazeVecEnv(num_envs=16, size=7, seed=0), false_negative_rate=0.5, seed=seed)
+        # every slot runs the same maze: one group of 16 episodes per round
+        start_state_control(venv).schedule_episodes({slot: [EpisodeStart(11)] * 40 for slot in range(16)}, replace=True)
+        reported, _, _ = run_episodes(venv, 16 * 20, expert=True)
+        return reported.reshape(20, 16)
+
+    first = flips(seed=5)
+    assert 0 < first.sum(axis=1).min() and first.sum(axis=1).max() < 16  # no group flipped as one
+    np.testing.assert_array_equal(first, flips(seed=5))
+    assert not np.array_equal(first, flips(seed=6))
+
+
+def test_start_state_control_and_idle_slots_pass_through():
+    native = StrictMazeVecEnv(num_envs=4, size=7, seed=0)
+    venv = NoisyVerifier(native, false_positive_rate=0.1, seed=0)
+    assert start_state_control(venv) is native
+    assert uses_idle_slots(venv)
+    assert not uses_idle_slots(VecNormalize(NoisyVerifier(StrictMazeVecEnv(num_envs=4, size=7), seed=0)))
+
+
+def test_maxrl_trains_on_the_reported_success():
+    venv = NoisyVerifier(StrictMazeVecEnv(num_envs=32, size=7, seed=0), false_positive_rate=0.5, seed=0)
+    model = MaxRL("MlpPolicy", venv, group_size=4, n_groups=8, seed=0)
+    model.learn(2000)
+    # a random policy on 7x7 almost always fails: the successes MaxRL saw are mostly false positives
+    assert venv.n_false_positives > 0
+    assert venv.n_false_positives / venv.n_episodes == pytest.approx(0.5, abs=0.1)
+    assert model.num_timesteps >= 2000
+
+
+def test_bad_rates_are_refused_with_what_to_do():
+    native = StrictMazeVecEnv(num_envs=2, size=7)
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        NoisyVerifier(native, false_positive_rate=1.0)
+    with pytest.raises(ValueError, match="carries no information"):
+        NoisyVerifier(native, false_positive_rate=0.6, false_negative_rate=0.4)
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        NoisyVerifier(native, false_negative_rate=-0.1)
