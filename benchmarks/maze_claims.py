@@ -31,8 +31,10 @@ from benchmarks.strict_mazes import KS, RESULTS, Run, records_frame, train_and_e
 from sb3_maxrl.experiments.grid import load_records, run_grid
 
 FAMILY = ("maxrl", "grpo", "rloo")
-#: The 9x9 validation choices of ``benchmarks/strict_mazes.py`` (reuse update, 4 episodes x 64 mazes per update)
-CHOSEN_9X9_LEARNING_RATES = {"maxrl": 1e-3, "grpo": 1e-3, "rloo": 3e-3}
+#: The 9x9 validation choices of ``benchmarks/strict_mazes.py`` (the family: reuse update, 4 episodes x 64 mazes per
+#: update; SB3 PPO from the behaviour-cloned actor: 4 epochs over minibatches of 2048 of 256 envs x 32 steps)
+CHOSEN_9X9_LEARNING_RATES = {"maxrl": 1e-3, "grpo": 1e-3, "rloo": 3e-3, "ppo": 3e-3}
+CHOSEN_9X9_PPO_UPDATE = "ppo-4x2048"
 NSCALING_GROUP_SIZES = (4, 16, 64, 128)
 SCARCE_TRAIN_SIZES = (64, 256, 1024)
 #: (false-positive rate, false-negative rate) of the noisy-verifier experiment
@@ -72,8 +74,10 @@ def experiment_runs(args: argparse.Namespace) -> list[Run]:
                    timesteps=args.timesteps, group_size=4, n_groups=64)
     runs = []
     for seed in args.seeds:
-        for method in family:
+        for method in family + (["ppo"] if "ppo" in args.methods else []):
             tuned = replace(template, method=method, learning_rate=CHOSEN_9X9_LEARNING_RATES[method], seed=seed)
+            if method == "ppo":
+                tuned = replace(tuned, update=CHOSEN_9X9_PPO_UPDATE, group_size=0, n_groups=0)
             if args.experiment == "scarce":
                 runs += [replace(tuned, n_train=n, train_coverage=True) for n in args.train_sizes]
             else:
@@ -189,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", choices=list(EXPERIMENTS), required=True)
     parser.add_argument("--report", action="store_true", help="tables and plots from finished runs, no training")
-    parser.add_argument("--methods", nargs="+", default=list(FAMILY))
+    parser.add_argument("--methods", nargs="+", default=list(FAMILY),
+                        help="add ppo for SB3 PPO from the behaviour-cloned actor (scarce and noise only)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--group-sizes", nargs="+", type=int, default=list(NSCALING_GROUP_SIZES), help="nscaling: N")
     parser.add_argument("--n-groups", type=int, default=16, help="nscaling: mazes per update")
@@ -218,11 +223,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"no finished runs in {results_dir}")
         return
     table = summary_table(frame, experiment)
-    table.to_csv(RESULTS / f"{stem}.csv", index=False)
+    outputs = results_dir if args.results else RESULTS  # a folder of one's own keeps the README and results as they are
+    table.to_csv(outputs / f"{stem}.csv", index=False)
     text = markdown(table, experiment)
-    (RESULTS / f"{stem}.md").write_text(text + "\n")
-    write_readme_block(stem, text)
-    plot(frame, experiment, results_dir, RESULTS / f"{stem}.png")
+    (outputs / f"{stem}.md").write_text(text + "\n")
+    if not args.results:
+        write_readme_block(stem, text)
+    plot(frame, experiment, results_dir, outputs / f"{stem}.png")
     print(text)
 
 

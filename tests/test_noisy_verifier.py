@@ -100,3 +100,48 @@ def test_bad_rates_are_refused_with_what_to_do():
         NoisyVerifier(native, false_positive_rate=0.6, false_negative_rate=0.4)
     with pytest.raises(ValueError, match=r"in \[0, 1\)"):
         NoisyVerifier(native, false_negative_rate=-0.1)
+
+
+LOGITS = np.array([0.3, -0.4, 0.1])
+TRUE_SUCCESS = np.array([1.0, 0.0, 0.0])  # arm 0 succeeds
+
+
+def expected_noisy_gradient(group_size: int, estimator: str, a: float, b: float) -> np.ndarray:
+    """E[(1/N) sum_i A_i grad log pi(arm_i)] on a softmax bandit whose successes a verifier reports with false-positive
+    rate a and false-negative rate b: exact, over every N-tuple of arms and every pattern of flips."""
+    import itertools
+
+    from sb3_maxrl import group_advantages
+
+    probs = np.exp(LOGITS) / np.exp(LOGITS).sum()
+    total = np.zeros(len(probs))
+    for arms in itertools.product(range(len(probs)), repeat=group_size):
+        truth = TRUE_SUCCESS[list(arms)]
+        for flips in itertools.product((False, True), repeat=group_size):
+            flipped = np.array(flips)
+            reported = np.where(flipped, 1.0 - truth, truth)
+            flip_probability = np.where(truth == 1, b, a)
+            weight = probs[list(arms)].prod() * np.where(flipped, flip_probability, 1 - flip_probability).prod()
+            advantages = group_advantages(reported.reshape(1, -1), estimator).reshape(-1)
+            scores = np.eye(len(probs))[list(arms)] - probs
+            total += weight * (advantages[:, None] * scores).mean(axis=0)
+    return total
+
+
+@pytest.mark.parametrize(("estimator", "truncation"), [("maxrl", -1), ("maxrl_raw", 0), ("rloo", None)])
+@pytest.mark.parametrize(("a", "b"), [(0.0, 0.3), (0.1, 0.0), (0.1, 0.2)])
+def test_estimators_under_label_noise_target_their_objective_of_the_reported_pass_rate(estimator, truncation, a, b):
+    """The docs' derivation: E[gradient] = w_T(p') (1 - a - b) grad p with p' = a + (1 - a - b) p (T = N - 1 for
+    practical MaxRL, N for maxrl_raw, 1 for RLOO), checked by exact enumeration at N = 4."""
+    from sb3_maxrl import truncated_ml_weight
+
+    group_size = 4
+    probs = np.exp(LOGITS) / np.exp(LOGITS).sum()
+    p = float(probs @ TRUE_SUCCESS)
+    grad_p = probs * (TRUE_SUCCESS - p)
+    t = 1 if truncation is None else group_size + truncation
+    target = truncated_ml_weight(float(reported_pass_rate(p, a, b)), t) * (1 - a - b) * grad_p
+    np.testing.assert_allclose(expected_noisy_gradient(group_size, estimator, a, b), target, rtol=0, atol=1e-10)
+    # and the clean weight is not the same target: the noise is visible to the test
+    clean = truncated_ml_weight(p, t) * grad_p
+    assert not np.allclose(target, clean, atol=1e-4)
