@@ -64,12 +64,17 @@ def experiment_runs(args: argparse.Namespace) -> list[Run]:
     if args.experiment == "nscaling":
         template = Run(size=17, method="maxrl", update="reuse", learning_rate=args.learning_rate, seed=0, split="test",
                        timesteps=10**9, n_groups=args.n_groups, max_updates=args.updates, eval_points=4)
-        return [
+        runs = [
             replace(template, method=method, group_size=n, seed=seed)
             for n in args.group_sizes
             for seed in args.seeds
             for method in family
         ]
+        if "ppo" in args.methods:  # SB3 PPO from the same base at a fixed env-step budget (it has no N)
+            ppo = replace(template, method="ppo", update="ppo-4x2048", learning_rate=args.ppo_learning_rate,
+                          timesteps=args.ppo_timesteps, group_size=0, n_groups=0, max_updates=0)
+            runs += [replace(ppo, seed=seed) for seed in args.seeds]
+        return runs
     template = Run(size=9, method="maxrl", update="reuse", learning_rate=1e-3, seed=0, split="test",
                    timesteps=args.timesteps, group_size=4, n_groups=64)
     runs = []
@@ -126,10 +131,16 @@ def summary_table(frame: pd.DataFrame, experiment: Experiment) -> pd.DataFrame:
 def markdown(table: pd.DataFrame, experiment: Experiment) -> str:
     """The table as markdown: -log pass@k (mean +- sd over seeds), training coverage where measured."""
     coverage = [c for c in ("train_coverage@1", "train_coverage@64") if c in table]
-    header = [experiment.axis_label, "method", "seeds", *[f"k={k}" for k in KS], *coverage]
+    steps = ["env steps"] if experiment.name == "nscaling" else []
+    header = [experiment.axis_label, "method", "seeds", *steps, *[f"k={k}" for k in KS], *coverage]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
-        cells = [str(row[experiment.axis]), row["method"], "-" if pd.isna(row.get("seeds")) else str(int(row["seeds"]))]
+        if experiment.name == "nscaling" and row[experiment.axis] == 0 and row["method"] == "base (BC)":
+            continue  # PPO's row (no N): its base is every N's
+        axis_value = "-" if experiment.name == "nscaling" and row[experiment.axis] == 0 else str(row[experiment.axis])
+        cells = [axis_value, row["method"], "-" if pd.isna(row.get("seeds")) else str(int(row["seeds"]))]
+        if steps:
+            cells.append("-" if pd.isna(row.get("timesteps")) else f"{row['timesteps'] / 1e6:.2f}M")
         for k in KS:
             mean, sd = row[f"neg_log_pass@{k}_mean"], row.get(f"neg_log_pass@{k}_std")
             cells.append(f"{mean:.3f}" + ("" if pd.isna(sd) else f" +- {sd:.3f}"))
@@ -156,11 +167,15 @@ def plot(frame: pd.DataFrame, experiment: Experiment, results_dir: Path, path: P
     import matplotlib.pyplot as plt
 
     colors = {"maxrl": "tab:blue", "grpo": "tab:orange", "rloo": "tab:green", "ppo": "black"}
-    values = sorted(frame[experiment.axis].unique())
+    if experiment.name == "nscaling":
+        plot_against_n(frame, path.with_name(path.stem + "_vs_n.png"), colors)
+    values = sorted(v for v in frame[experiment.axis].unique() if not (experiment.name == "nscaling" and v == 0))
     rows = 2 if experiment.name == "scarce" else 1
     figure, axes = plt.subplots(rows, len(values), figsize=(3.4 * len(values), 3.3 * rows), squeeze=False)
     for column, value in enumerate(values):
         runs = frame[frame[experiment.axis] == value]
+        if experiment.name == "nscaling":  # PPO has no N: the same runs on every panel
+            runs = pd.concat([runs, frame[frame["method"] == "ppo"]])
         axis = axes[0, column]
         for method, group in runs.groupby("method"):
             curve = group[[f"final_neg_log_pass@{k}" for k in KS]]
@@ -189,17 +204,46 @@ def plot(frame: pd.DataFrame, experiment: Experiment, results_dir: Path, path: P
     plt.close(figure)
 
 
+def plot_against_n(frame: pd.DataFrame, path: Path, colors: dict[str, str]) -> None:
+    """The paper's maze figure: -log pass@k at k = 1, 64, 1024 against N (mean +- sd over seeds), PPO and the base as
+    horizontal lines."""
+    import matplotlib.pyplot as plt
+
+    ks = (1, 64, 1024)
+    figure, axes = plt.subplots(1, len(ks), figsize=(3.6 * len(ks), 3.3))
+    family = frame[frame["method"] != "ppo"]
+    for axis, k in zip(axes, ks, strict=True):
+        column = f"final_neg_log_pass@{k}"
+        for method, group in family.groupby("method"):
+            stats = group.groupby("group_size")[column].agg(["mean", "std"])
+            axis.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), color=colors.get(method, "gray"),
+                          marker="o", markersize=3, capsize=2, label=method)
+        ppo = frame.loc[frame["method"] == "ppo", column]
+        if not ppo.empty:
+            axis.axhline(ppo.mean(), color="black", linewidth=1, label=f"SB3 PPO (n={len(ppo)})")
+        axis.axhline(family[f"base_neg_log_pass@{k}"].mean(), color="gray", linestyle="--", label="base")
+        axis.set(xscale="log", yscale="log", xlabel="N (episodes per maze)", title=f"-log pass@{k}")
+        axis.set_xticks(sorted(family["group_size"].unique()), labels=[str(n) for n in sorted(family["group_size"].unique())])
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", choices=list(EXPERIMENTS), required=True)
     parser.add_argument("--report", action="store_true", help="tables and plots from finished runs, no training")
     parser.add_argument("--methods", nargs="+", default=list(FAMILY),
-                        help="add ppo for SB3 PPO from the behaviour-cloned actor (scarce and noise only)")
+                        help="add ppo for SB3 PPO from the behaviour-cloned actor")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--group-sizes", nargs="+", type=int, default=list(NSCALING_GROUP_SIZES), help="nscaling: N")
     parser.add_argument("--n-groups", type=int, default=16, help="nscaling: mazes per update")
     parser.add_argument("--updates", type=int, default=120, help="nscaling: updates of every run")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="nscaling: every method's")
+    parser.add_argument("--ppo-timesteps", type=int, default=2_000_000,
+                        help="nscaling: PPO's env-step budget (report which N's budget it matches)")
+    parser.add_argument("--ppo-learning-rate", type=float, default=1e-3, help="nscaling: PPO's (13x13's choice)")
     parser.add_argument("--train-sizes", nargs="+", type=int, default=list(SCARCE_TRAIN_SIZES), help="scarce")
     parser.add_argument("--timesteps", type=int, default=1_900_000, help="scarce and noise: env steps of every run")
     parser.add_argument("--workers", type=int, default=2)
