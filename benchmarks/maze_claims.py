@@ -62,8 +62,20 @@ def experiment_runs(args: argparse.Namespace) -> list[Run]:
     """The runs of ``args.experiment`` (longest last, so an interrupted grid has its cheap runs)."""
     family = [m for m in args.methods if m in FAMILY]
     if args.experiment == "nscaling":
-        template = Run(size=17, method="maxrl", update="reuse", learning_rate=args.learning_rate, seed=0, split="test",
+        template = Run(size=17, method="maxrl", update="reuse", learning_rate=1e-3, seed=0, split="test",
                        timesteps=10**9, n_groups=args.n_groups, max_updates=args.updates, eval_points=4)
+        if args.tune:  # validation mazes, seed 0, the middle N: the family's update and learning rate
+            return [
+                replace(template, method=method, update=update, learning_rate=lr, group_size=args.tune_group_size,
+                        split="validation")
+                for update in args.tune_updates
+                for lr in args.tune_learning_rates
+                for method in family
+            ]
+        update, learning_rate = args.update, args.learning_rate
+        if update is None or learning_rate is None:
+            update, learning_rate = choose_nscaling_settings(frame_of(results_dir_of(args)), family)
+        template = replace(template, update=update, learning_rate=learning_rate)
         runs = [
             replace(template, method=method, group_size=n, seed=seed)
             for n in args.group_sizes
@@ -88,6 +100,21 @@ def experiment_runs(args: argparse.Namespace) -> list[Run]:
             else:
                 runs += [replace(tuned, false_positive_rate=a, false_negative_rate=b) for a, b in NOISE_LEVELS]
     return runs
+
+
+def results_dir_of(args: argparse.Namespace) -> Path:
+    return Path(args.results) if args.results else RESULTS / f"maze_claims_{args.experiment}"
+
+
+def choose_nscaling_settings(frame: pd.DataFrame, family: Sequence[str]) -> tuple[str, float]:
+    """The (update, learning rate) whose validation ``-log pass@1 + -log pass@64``, averaged over the family's
+    methods, is lowest: one setting for every estimator, as in the 9x9 comparison."""
+    tuned = frame[(frame["split"] == "validation") & frame["method"].isin(list(family))] if not frame.empty else frame
+    if tuned.empty:
+        raise SystemExit("No validation runs: run --experiment nscaling --tune first, or pass --update and --learning-rate.")
+    score = tuned["final_neg_log_pass@1"] + tuned["final_neg_log_pass@64"]
+    best = tuned.assign(score=score).groupby(["update", "learning_rate"])["score"].mean().idxmin()
+    return str(best[0]), float(best[1])
 
 
 def frame_of(results_dir: Path) -> pd.DataFrame:
@@ -240,7 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--group-sizes", nargs="+", type=int, default=list(NSCALING_GROUP_SIZES), help="nscaling: N")
     parser.add_argument("--n-groups", type=int, default=16, help="nscaling: mazes per update")
     parser.add_argument("--updates", type=int, default=120, help="nscaling: updates of every run")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="nscaling: every method's")
+    parser.add_argument("--tune", action="store_true",
+                        help="nscaling: the validation grid (seed 0, N = --tune-group-size) that chooses the update")
+    parser.add_argument("--tune-updates", nargs="+", default=["reuse", "paper"], choices=["reuse", "paper"])
+    parser.add_argument("--tune-learning-rates", nargs="+", type=float, default=[3e-4, 1e-3])
+    parser.add_argument("--tune-group-size", type=int, default=16)
+    parser.add_argument("--update", default=None, choices=["reuse", "paper"],
+                        help="nscaling: every method's update (default: the validation grid's choice)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="nscaling: every method's (default: the validation grid's choice)")
     parser.add_argument("--ppo-timesteps", type=int, default=2_000_000,
                         help="nscaling: PPO's env-step budget (report which N's budget it matches)")
     parser.add_argument("--ppo-learning-rate", type=float, default=1e-3, help="nscaling: PPO's (13x13's choice)")
@@ -257,17 +292,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     experiment = EXPERIMENTS[args.experiment]
     stem = f"maze_claims_{experiment.name}"
-    results_dir = Path(args.results) if args.results else RESULTS / stem
+    results_dir = results_dir_of(args)
     if not args.report:
         runs = experiment_runs(args)
         run_grid(train_and_evaluate, [asdict(r) for r in runs], results_dir, executor=args.executor,
                  workers=args.workers, ray_address=args.ray_address)
     frame = frame_of(results_dir)
+    outputs = results_dir if args.results else RESULTS  # a folder of one's own keeps the README and results as they are
+    if not frame.empty and (frame["split"] == "validation").any():
+        validation = frame[frame["split"] == "validation"]
+        columns = ["method", "update", "learning_rate", "final_neg_log_pass@1", "final_neg_log_pass@64",
+                   "final_neg_log_pass@1024", "final_timesteps"]
+        grid = validation[columns].sort_values(["update", "learning_rate", "method"])
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |"
+                  for row in grid.itertuples(index=False)]
+        (outputs / f"{stem}_validation.md").write_text("\n".join(lines) + "\n")
+        print(grid.to_string(index=False))
+        frame = frame[frame["split"] == "test"]
     if frame.empty:
-        print(f"no finished runs in {results_dir}")
+        print(f"no finished test runs in {results_dir}")
         return
     table = summary_table(frame, experiment)
-    outputs = results_dir if args.results else RESULTS  # a folder of one's own keeps the README and results as they are
     table.to_csv(outputs / f"{stem}.csv", index=False)
     text = markdown(table, experiment)
     (outputs / f"{stem}.md").write_text(text + "\n")
