@@ -5,15 +5,17 @@ validation and test mazes, a behaviour-cloned base near 1% pass@1, exact -log pa
 so the three experiments share the strict-maze benchmark's code and its resumable grid runner (one result file per
 run; a restarted experiment skips finished runs; ``--executor ray`` spreads the runs over a Ray cluster):
 
+    python -m benchmarks.maze_claims --experiment nscaling --tune   # 17x17: the validation grid (seed 0, N = 16)
     python -m benchmarks.maze_claims --experiment nscaling   # 17x17, N in {4, 16, 64, 128} at 16 mazes per update
     python -m benchmarks.maze_claims --experiment scarce     # 9x9, 64 / 256 / 1024 training mazes, coverage over training
     python -m benchmarks.maze_claims --experiment noise      # 9x9, false-positive / false-negative verifier
     python -m benchmarks.maze_claims --experiment noise --report   # tables and plots from finished runs only
 
-The critic-free family runs one update for every estimator: PPO-style reuse (4 clipped epochs over the batch of an
-update), the update the 9x9 comparison chose on validation mazes (``python -m benchmarks.strict_mazes``); at 9x9 each
-method keeps its validation-chosen learning rate and split (4 episodes x 64 mazes). Nothing here was tuned on its own
-validation runs: these are the comparison's settings carried to new regimes, reported as such.
+The critic-free family runs one update for every estimator. At 9x9 (scarce, noise) it is the 9x9 comparison's choice
+on validation mazes (``python -m benchmarks.strict_mazes``): PPO-style reuse, 4 clipped epochs over 4 episodes x 64
+mazes, each method at its validation-chosen learning rate, and SB3 PPO at its own; nothing is re-tuned for the new
+regime. At 17x17 (nscaling) a small validation grid (``--tune``: seed 0, N = 16, update {reuse, paper} x learning rate
+{3e-4, 1e-3}) chooses one (update, learning rate) for the whole family, which every N then runs.
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ def choose_nscaling_settings(frame: pd.DataFrame, family: Sequence[str]) -> tupl
     tuned = frame[(frame["split"] == "validation") & frame["method"].isin(list(family))] if not frame.empty else frame
     if tuned.empty:
         raise SystemExit("No validation runs: run --experiment nscaling --tune first, or pass --update and --learning-rate.")
+    points = tuned.groupby(["update", "learning_rate"])["method"].nunique()
+    complete = points[points == len(family)].index
+    tuned = tuned[tuned.set_index(["update", "learning_rate"]).index.isin(complete)]
+    if tuned.empty:
+        raise SystemExit(f"No grid point has validation runs of every method of {list(family)}: finish --tune first.")
     score = tuned["final_neg_log_pass@1"] + tuned["final_neg_log_pass@64"]
     best = tuned.assign(score=score).groupby(["update", "learning_rate"])["score"].mean().idxmin()
     return str(best[0]), float(best[1])

@@ -210,6 +210,8 @@ def train_and_evaluate(settings: dict[str, Any]) -> dict[str, Any]:
     callback = EvaluateEvery(run.timesteps, run.eval_points, evaluate, run.max_updates,
                              evaluate_train if run.train_coverage else None)
     model.learn(run.timesteps, callback=callback)
+    if run.max_updates and callback.updates != run.max_updates:
+        raise RuntimeError(f"The run made {callback.updates} updates, not max_updates={run.max_updates}: raise timesteps.")
     final = evaluate()
     venv.close()
     extra: dict[str, Any] = {}

@@ -6,8 +6,9 @@ rate is ``p`` is Bernoulli with
 
     p' = a + (1 - a - b) p,        so        grad p' = (1 - a - b) grad p.
 
-Every estimator of ``MaxRL`` is unbiased for its objective of the *reported* pass rate ``p'`` (docs/math), so in
-expectation MaxRL's gradient of a start state is ``w_N(p') (1 - a - b) grad p`` with ``w_N(p) = (1 - (1 - p)^N) / p``:
+Every estimator of ``MaxRL`` is unbiased for its objective of the *reported* pass rate ``p'`` (docs/estimators.md),
+so in expectation MaxRL's gradient of a start state is ``w_T(p') (1 - a - b) grad p`` with
+``w_T(p) = (1 - (1 - p)^T) / p`` (``T = N - 1`` for the default estimator ``maxrl``):
 
 - false negatives only (``a = 0``): ``log p' = log(1 - b) + log p``, so the maximum-likelihood direction is unchanged
   (``w_inf(p') grad p' = grad p / p``); RLOO's ``grad p'`` is scaled by ``1 - b``, which Adam largely undoes;
@@ -23,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from sb3_maxrl.common.likelihood import SUCCESS_KEY
+from sb3_maxrl.common.likelihood import LIKELIHOOD_KEY, SUCCESS_KEY
 
 #: The info key of the true success of a finished episode, next to the reported ``is_success``
 TRUE_SUCCESS_KEY = "true_is_success"
@@ -66,30 +67,42 @@ class NoisyVerifier(VecEnvWrapper):
     """
     Flips the success that every finished episode reports, at given false-positive and false-negative rates.
 
-    On the final step of an episode ``info["is_success"]`` becomes the reported success, the true one is kept in
-    ``info["true_is_success"]``, and the step's reward moves by the flip (+1 for a false positive, -1 for a false
-    negative), so an env whose reward is the success indicator (the strict mazes) rewards the reported success, for
-    SB3 PPO as for MaxRL. Each flip is an independent draw from the wrapper's own seeded generator, one per finished
-    episode: the episodes of a group (same start state) get independent flips, and a seed fixes them all.
+    On the final step of an episode ``info["is_success"]`` becomes the reported success and the true one is kept in
+    ``info["true_is_success"]``. With ``flip_reward=True`` the step's reward becomes the reported success too, for envs
+    whose final reward is the success indicator (the strict mazes; checked on every finished episode), so SB3 PPO
+    trains on the same reported signal as MaxRL. Each flip is an independent draw from the wrapper's own seeded
+    generator, one per finished episode: the episodes of a group (same start state) get independent flips, and a seed
+    fixes them all.
 
     The start-state control and the idle slots of the wrapped env pass through (the wrapper reads only finished
-    episodes' infos). Evaluate against the true success: exact evaluators see the env's dynamics, not this wrapper;
-    sampled evaluation should run on the unwrapped env.
+    episodes' infos). SB3's logged ``rollout/success_rate`` is the reported success (from ``info["is_success"]``).
+    Evaluate against the true success: exact evaluators see the env's dynamics, not this wrapper; sampled evaluation
+    should run on the unwrapped env. Binary success only: an env that reports ``info["likelihood"]`` is refused, since
+    MaxRL reads the likelihood before ``is_success``.
 
     :param venv: the VecEnv whose finished episodes report ``info["is_success"]``
     :param false_positive_rate: the probability that a failed episode is reported as a success
     :param false_negative_rate: the probability that a successful episode is reported as a failure
-    :param seed: seeds the flips (None: fresh entropy)
+    :param seed: seeds the flips (None: fresh entropy; :meth:`seed` reseeds them)
+    :param flip_reward: also report the flipped success as the final step's reward (the env's final reward must be
+        its success indicator); False leaves rewards alone
     """
 
-    #: Transparent to idle slots: it never looks at a slot before its episode finishes
-    supports_idle_slots: ClassVar[bool] = True
+    #: Transparent to idle slots (read by :func:`~sb3_maxrl.common.start_states.uses_idle_slots` on the class): it never
+    #: looks at a slot before its episode finishes
+    keeps_idle_slots: ClassVar[bool] = True
 
     def __init__(
-        self, venv: VecEnv, false_positive_rate: float = 0.0, false_negative_rate: float = 0.0, seed: int | None = None
+        self,
+        venv: VecEnv,
+        false_positive_rate: float = 0.0,
+        false_negative_rate: float = 0.0,
+        seed: int | None = None,
+        flip_reward: bool = True,
     ) -> None:
         super().__init__(venv)
         self.false_positive_rate, self.false_negative_rate = check_error_rates(false_positive_rate, false_negative_rate)
+        self.flip_reward = flip_reward
         self._rng = np.random.default_rng(seed)
         #: Counts of finished episodes and of flips so far
         self.n_episodes = 0
@@ -98,7 +111,19 @@ class NoisyVerifier(VecEnvWrapper):
 
     def reset(self) -> Any:
         """:return: the wrapped env's first observations"""
-        return self.venv.reset()
+        observations = self.venv.reset()
+        self.reset_infos = getattr(self.venv, "reset_infos", self.reset_infos)
+        return observations
+
+    def seed(self, seed: int | None = None) -> Any:
+        """
+        Reseed the flips and the wrapped env.
+
+        :param seed: the seed (None: fresh entropy)
+        :return: the wrapped env's ``seed(seed)``
+        """
+        self._rng = np.random.default_rng(seed)
+        return self.venv.seed(seed)
 
     def step_wait(self) -> VecEnvStepReturn:
         """:return: the wrapped env's step, with the success of finished episodes flipped"""
@@ -107,22 +132,39 @@ class NoisyVerifier(VecEnvWrapper):
         if len(finished) == 0:
             return observations, rewards, dones, infos
         draws = self._rng.random(len(finished))
-        rewards = np.array(rewards, dtype=np.float32, copy=True)
+        rewards = np.array(rewards, copy=True)
         for slot, draw in zip(finished.tolist(), draws.tolist(), strict=True):
             info = infos[slot]
-            if SUCCESS_KEY not in info:
-                raise ValueError(
-                    f"The episode that ended in slot {slot} reports no info['is_success'] (keys: {sorted(info)}): "
-                    "NoisyVerifier flips a binary success, so wrap an env that sets info['is_success'] on the final "
-                    "step of every episode."
-                )
-            true_success = bool(info[SUCCESS_KEY])
+            true_success = self._true_success(slot, info, float(rewards[slot]))
             flip = draw < (self.false_negative_rate if true_success else self.false_positive_rate)
             info[TRUE_SUCCESS_KEY] = true_success
             self.n_episodes += 1
             if flip:
                 info[SUCCESS_KEY] = not true_success
-                rewards[slot] += -1.0 if true_success else 1.0
+                if self.flip_reward:
+                    rewards[slot] = float(not true_success)
                 self.n_false_negatives += int(true_success)
                 self.n_false_positives += int(not true_success)
         return observations, rewards, dones, infos
+
+    def _true_success(self, slot: int, info: dict[str, Any], reward: float) -> bool:
+        if LIKELIHOOD_KEY in info:
+            raise ValueError(
+                f"The episode that ended in slot {slot} reports info[{LIKELIHOOD_KEY!r}], which MaxRL reads before "
+                "info['is_success']: NoisyVerifier flips a binary success only, so it would not reach MaxRL. Wrap an env "
+                "that reports info['is_success'] alone."
+            )
+        if SUCCESS_KEY not in info:
+            raise ValueError(
+                f"The episode that ended in slot {slot} reports no info['is_success'] (keys: {sorted(info)}): "
+                "NoisyVerifier flips a binary success, so wrap an env that sets info['is_success'] on the final step of "
+                "every episode."
+            )
+        true_success = bool(info[SUCCESS_KEY])
+        if self.flip_reward and reward != float(true_success):
+            raise ValueError(
+                f"The episode that ended in slot {slot} has final reward {reward!r} but is_success={true_success}: "
+                "flip_reward=True reports the flipped success as the reward, which needs a final reward equal to the "
+                "success indicator. Pass flip_reward=False to leave rewards alone."
+            )
+        return true_success

@@ -111,7 +111,7 @@ def uses_idle_slots(venv: VecEnv) -> bool:
     Whether the group collector may leave slots of this VecEnv idle instead of running throw-away episodes.
 
     True for a native start-state VecEnv that declares ``supports_idle_slots = True``, stepped directly or under
-    SB3's ``VecMonitor`` and wrappers whose class declares ``supports_idle_slots = True`` (such as
+    SB3's ``VecMonitor`` and wrappers whose class declares ``keeps_idle_slots = True`` (such as
     :class:`~sb3_maxrl.common.noisy_verifier.NoisyVerifier`) only: a wrapper that keeps statistics of observations,
     such as ``VecNormalize``, would count the idle slots' placeholder observations.
 
@@ -123,7 +123,7 @@ def uses_idle_slots(venv: VecEnv) -> bool:
     layer = venv
     while isinstance(layer, VecEnvWrapper):
         # the wrapper's class, not the instance: VecEnvWrapper forwards unknown attributes to the env it wraps
-        if not isinstance(layer, VecMonitor) and not getattr(type(layer), "supports_idle_slots", False):
+        if not isinstance(layer, VecMonitor) and not getattr(type(layer), "keeps_idle_slots", False):
             return False
         layer = layer.venv
     return bool(getattr(layer, "supports_idle_slots", False)) and isinstance(layer, StartStateVecEnv)
