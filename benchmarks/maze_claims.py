@@ -24,9 +24,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from benchmarks.strict_mazes import KS, RESULTS, Run, records_frame, train_and_evaluate
@@ -143,8 +141,8 @@ def frame_of(results_dir: Path) -> pd.DataFrame:
 def summary_table(frame: pd.DataFrame, experiment: Experiment) -> pd.DataFrame:
     """Mean and sd over seeds of -log pass@k per (axis value, method), and the base's."""
     columns = [f"final_neg_log_pass@{k}" for k in KS]
-    extra = [c for c in frame if c.startswith("final_train_")] + [c for c in ("final_timesteps", "final_updates") if c in frame]
-    extra.append("seconds")
+    extra = [c for c in frame if c.startswith("final_train_")]
+    extra += [c for c in ("final_timesteps", "final_updates", "seconds") if c in frame]
     keys = [experiment.axis, "method"]
     grouped = frame.groupby(keys)
     table = grouped[columns].agg(["mean", "std"])

@@ -1,15 +1,14 @@
 """The noisy verifier: flip rates, independence within a group, the true success kept, the protocol passed through."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
-import gymnasium as gym
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor, VecNormalize
 
-from sb3_maxrl import MaxRL
+from sb3_maxrl import MaxRL, StartStateWrapper
 from sb3_maxrl.common.noisy_verifier import TRUE_SUCCESS_KEY, NoisyVerifier, reported_pass_rate
-from sb3_maxrl import StartStateWrapper
 from sb3_maxrl.common.start_states import EpisodeStart, start_state_control, uses_idle_slots
 from sb3_maxrl_envs.strict_maze import StrictMazeEnv, StrictMazeVecEnv
 
@@ -32,7 +31,8 @@ def run_episodes(venv, n_episodes: int, expert: bool):
 
 @pytest.mark.parametrize("expert, rate_name", [(True, "false_negative_rate"), (False, "false_positive_rate")])
 def test_flip_rates_match_within_sampling_error(expert, rate_name):
-    venv = NoisyVerifier(StrictMazeVecEnv(num_envs=64, size=7, seed=0), false_positive_rate=0.1, false_negative_rate=0.3, seed=1)
+    native = StrictMazeVecEnv(num_envs=64, size=7, seed=0)
+    venv = NoisyVerifier(native, false_positive_rate=0.1, false_negative_rate=0.3, seed=1)
     reported, true, rewards = run_episodes(venv, 4000, expert)
     assert np.all(true == expert)
     rate = getattr(venv, rate_name)
