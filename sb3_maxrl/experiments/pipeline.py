@@ -6,13 +6,14 @@ state, and, where the task allows it, an exact evaluator) and a :class:`Recipe` 
 1. draws training, validation and held-out test start seeds whose start states are pairwise different by identity
    (:func:`draw_start_seeds`: the task's ``start_state_key``, or the observation after reset);
 2. behaviour-clones the expert into a fresh policy until the validation pass@1 reaches ``recipe.base_target``
-   (the paper's "SFT stage": a weak base whose pass rates are small and uneven); start states the expert cannot
-   solve are reported in ``summary.json``, never cloned;
-3. fine-tunes a copy of that same base with each method at the same env-step budget: ``"maxrl"``, ``"grpo"``,
-   ``"rloo"`` (any estimator of ``MaxRL``, with the same update settings) and ``"ppo"`` (SB3 PPO whose actor is the
-   cloned base and whose critic is fresh). A MaxRL update is ``n_groups x group_size`` complete episodes, so a run
-   ends at the first update past ``recipe.timesteps``; PPO runs last, for the median env steps the MaxRL-family
-   runs of that seed took (their actual env steps are in the table);
+   (:func:`clone_base`, the paper's "SFT stage": a weak base whose pass rates are small and uneven); start states
+   the expert cannot solve are reported in ``summary.json``, never cloned;
+3. fine-tunes a copy of that same base with each method at the same budget: ``"maxrl"``, ``"grpo"``, ``"rloo"`` (any
+   estimator of ``MaxRL``, with the same update settings, :meth:`Recipe.maxrl_kwargs`) and ``"ppo"`` (SB3 PPO whose
+   actor is the cloned base and whose critic is fresh). A MaxRL update is ``n_groups x group_size`` complete
+   episodes, so a run ends at the first update past ``recipe.timesteps``, or after ``recipe.updates`` updates when
+   the recipe sets them; PPO runs last, for the median env steps the MaxRL-family runs of that seed took (their
+   actual env steps are in the table);
 4. evaluates pass@k on the held-out start states, exactly (``task.exact_pass_at_k``) or from
    ``recipe.eval_samples`` episodes per start state;
 5. writes ``table.csv``, ``summary.json``, TensorBoard logs (``tb/``), the models (``models/``) and
@@ -25,7 +26,8 @@ navigation), :func:`strict_maze_task` (the package's native strict mazes), or a 
     result = run_protocol(task, Recipe(timesteps=50_000), methods=("maxrl", "grpo", "ppo"), out_dir="runs/my-env")
     print(result.markdown())
 
-Per-task settings live in :data:`RECIPES`, keyed by env id.
+Per-task settings live in :data:`RECIPES`, keyed by env id; the strict mazes' in
+:mod:`sb3_maxrl.experiments.strict_mazes`, whose main job (``maxrl-train``) runs these same functions.
 """
 
 from __future__ import annotations
@@ -869,18 +871,10 @@ def strict_maze_task(size: int = 9) -> Task:
     )
 
 
-#: Per-task settings, by env id. MiniGrid layouts repeat (LavaCrossingS9N2: about 450 distinct layouts in its first
+#: Per-task settings, by env id (the strict mazes': :data:`sb3_maxrl.experiments.strict_mazes.RECIPES`, by size, which
+#: :func:`recipe_for` reads). MiniGrid layouts repeat (LavaCrossingS9N2: about 450 distinct layouts in its first
 #: 3000 seeds, LavaGapS7: 15), so the sets are sized to what the generator offers.
 RECIPES: dict[str, Recipe] = {
-    "MaxRL/StrictMaze-9x9-v0": Recipe(
-        n_train=20_000,
-        n_validation=256,
-        n_test=256,
-        timesteps=2_000_000,
-        default_learning_rates=(1e-3,),
-        ks=(1, 16, 64, 1024),
-        n_envs=256,
-    ),
     "MiniGrid-LavaCrossingS9N2-v0": Recipe(n_train=200, n_validation=64, n_test=128, timesteps=300_000),
     # a random walk already solves about 14% of SimpleCrossingS11N5 episodes, which last up to 484 steps: 8 x 16
     # episodes per update keep it to about 60,000 env steps
@@ -902,13 +896,28 @@ RECIPES: dict[str, Recipe] = {
 
 def recipe_for(env_id: str, **overrides: Any) -> Recipe:
     """
-    The recipe of an env id (:data:`RECIPES`, else the defaults), with some settings replaced.
+    The recipe of an env id (:data:`RECIPES`; a strict maze's: :data:`sb3_maxrl.experiments.strict_mazes.RECIPES`;
+    else the defaults), with some settings replaced.
 
     :param env_id: the env id
     :param overrides: settings of :class:`Recipe` to replace
     :return: the recipe
     """
-    return replace(RECIPES.get(env_id, Recipe()), **overrides)
+    recipe = RECIPES.get(env_id, Recipe())
+    size = _strict_maze_size(env_id)
+    if size is not None:
+        from sb3_maxrl.experiments.strict_mazes import recipe_of
+
+        recipe = recipe_of(size)
+    return replace(recipe, **overrides)
+
+
+def _strict_maze_size(env_id: str) -> int | None:
+    """The size of a ``MaxRL/StrictMaze-{n}x{n}-v0`` id with a recipe (9, 13, 17), else None."""
+    for size in (9, 13, 17):
+        if env_id == f"MaxRL/StrictMaze-{size}x{size}-v0":
+            return size
+    return None
 
 
 def task_for(env_id: str) -> Task:
@@ -920,9 +929,9 @@ def task_for(env_id: str) -> Task:
     """
     if env_id.startswith(("MiniGrid-", "BabyAI-")):
         return minigrid_task(env_id)
-    for size in (9, 13, 17):
-        if env_id == f"MaxRL/StrictMaze-{size}x{size}-v0":
-            return strict_maze_task(size)
+    size = _strict_maze_size(env_id)
+    if size is not None:
+        return strict_maze_task(size)
     raise ValueError(
         f"No expert is known for {env_id!r}: the weak-base protocol needs one. Pass your own, "
         "Task(name, env_fn, expert=lambda seed: (observations, actions) or None), to run_protocol."
