@@ -58,8 +58,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_maxrl import MaxRL
+from sb3_maxrl.experiments.pipeline import VALIDATION_FIRST_SEED
+from sb3_maxrl.experiments.strict_mazes import clone_weak_base
 from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv
-from sb3_maxrl_envs.strict_maze_pipeline import VALIDATION_FIRST_SEED, clone_weak_base
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NET_ARCH = [128, 128]

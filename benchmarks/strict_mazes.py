@@ -46,8 +46,8 @@ from sb3_maxrl.common.exact_evaluation import sample_efficiency_ratio
 from sb3_maxrl.common.noisy_verifier import NoisyVerifier
 from sb3_maxrl.common.start_states import EpisodeStart
 from sb3_maxrl.experiments.grid import load_records, run_grid
+from sb3_maxrl.experiments.strict_mazes import RECIPES, clone_weak_base, layout_sets
 from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
-from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, clone_weak_base, layout_sets
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The ks of every table
@@ -523,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     args.timesteps = args.timesteps or BUDGETS[args.size]
-    args.paper_learning_rate = args.paper_learning_rate or RECIPES[args.size].learning_rate
+    args.paper_learning_rate = args.paper_learning_rate or RECIPES[args.size].default_learning_rates[0]
     stem = f"strict_mazes_{args.size}" + ("_quick" if args.quick else "")
     if args.quick:
         args.timesteps, args.n_eval, args.n_train, args.eval_points = 40_000, 32, 1_000, 2

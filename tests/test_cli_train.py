@@ -31,8 +31,9 @@ from sb3_maxrl.cli.train import (
 )
 from sb3_maxrl.common.exact_evaluation import sample_efficiency_ratio
 from sb3_maxrl.common.utils import signature_defaults
+from sb3_maxrl.experiments.pipeline import run_protocol, strict_maze_task
+from sb3_maxrl.experiments.strict_mazes import RECIPES, TABLE_KS, layout_sets, paper_update
 from sb3_maxrl_envs.strict_maze import exact_pass_at_k, exact_success_probabilities
-from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, layout_sets
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")  # tbparse on pandas >= 3
 MAZE = "MaxRL/Maze-9x9-v0"
@@ -61,7 +62,7 @@ def test_strict_maze_pipeline_logs_bc_and_exact_eval_and_tabulates_base_against_
     assert summary["env"] == DEFAULT_ENV and summary["updates"] == 5 and summary["compare"] == ["grpo"]
     assert summary["hyperparams"]["n_groups"] == 32 and summary["hyperparams"]["n_envs"] == 32 * RECIPES[9].group_size
     assert summary["hyperparams"]["group_size"] == RECIPES[9].group_size  # the recipe's
-    assert summary["hyperparams"]["learning_rate"] == RECIPES[9].learning_rate
+    assert summary["hyperparams"]["learning_rate"] == RECIPES[9].default_learning_rates[0]
     assert summary["hyperparams"]["n_epochs"] == RECIPES[9].n_epochs == 4  # the recipe's: PPO-style reuse
     assert summary["hyperparams"]["clip_range"] == RECIPES[9].clip_range == 0.2
     assert summary["layouts"] == {"train": 300, "validation": 32, "test": 32}
@@ -119,6 +120,28 @@ def test_strict_maze_pipeline_logs_bc_and_exact_eval_and_tabulates_base_against_
     printed = capsys.readouterr().out
     assert "-log pass@k" in printed and "grpo" in printed and "base" in printed
     assert "reaches grpo's pass@64 with" in printed
+
+
+def test_the_strict_maze_main_job_is_run_protocol_with_its_recipe(tmp_path: Path) -> None:
+    """The main job and run_protocol are one pipeline: the same mazes, base and fine-tuned policies, to the digit."""
+    th.set_num_threads(1)
+    argv = ["--updates", "4", "--n-groups", "32", "--compare", "grpo", "--eval-start-states", "32", "--train-mazes", "300"]
+    argv += ["--eval-freq", "0", "--log-dir", str(tmp_path), "--no-progress", "--verbose", "0"]
+    args = build_parser().parse_args(argv)
+    summary = train(args)
+    recipe, _ = resolve_strict_maze_settings(args)
+    result = run_protocol(strict_maze_task(9), recipe, ["maxrl", "grpo"], seeds=[args.seed], verbose=0)
+    assert result.summary["start_states"] == summary["layouts"] == {"train": 300, "validation": 32, "test": 32}
+    run = result.summary["runs"][0]
+    assert run["bc_steps"] == summary["behavior_cloning"]["steps"] >= 1
+    assert run["bc_validation_pass_at_1"][-1][1] == pytest.approx(summary["behavior_cloning"]["validation_pass@1"], rel=1e-12)
+    rows = {row["method"]: row for row in result.rows}
+    assert list(rows) == list(summary["table"]) == ["base", "maxrl", "grpo"]
+    for method, expected in summary["table"].items():
+        assert {key: rows[method][key] for key in expected} == pytest.approx(expected, rel=1e-9), method
+    for method in ("maxrl", "grpo"):
+        assert rows[method]["timesteps"] == summary["runs"][method]["num_timesteps"] > 0
+        assert rows[method]["pass@64"] != rows["base"]["pass@64"], "fine-tuning changed the policy"
 
 
 def test_cli_summary_matches_event_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -184,16 +207,19 @@ def test_strict_maze_settings_precedence(tmp_path: Path) -> None:
     config.write_text("MaxRL/StrictMaze-13x13-v0:\n  learning_rate: 0.002\n  group_size: 8\n  ent_coef: 0.01\n")
     argv = ["--env", "MaxRL/StrictMaze-13x13-v0", "--config", str(config), "--group-size", "4", "--updates", "7"]
     recipe, hyperparams = resolve_strict_maze_settings(parser.parse_args([*argv, "--estimator", "rloo"]))
-    assert (recipe.size, recipe.updates, recipe.group_size, recipe.n_groups) == (13, 7, 4, RECIPES[13].n_groups)
+    assert (recipe.updates, recipe.group_size, recipe.n_groups) == (7, 4, RECIPES[13].n_groups)
     assert hyperparams["learning_rate"] == 0.002 and hyperparams["ent_coef"] == 0.01  # the config over the recipe
     assert hyperparams["group_size"] == 4 and hyperparams["estimator"] == "rloo"  # the flags over the config
     assert hyperparams["n_envs"] == 4 * RECIPES[13].n_groups
+    # the recipe records the run's settings (summary.json's "recipe", and run_protocol's with --compare ... ppo)
+    assert recipe.default_learning_rates == (0.002,) and recipe.n_envs == hyperparams["n_envs"]
+    assert recipe.maxrl_kwargs() == {key: hyperparams[key] for key in recipe.maxrl_kwargs()}
 
 
 def test_the_paper_update_is_one_flag_away() -> None:
     parser = build_parser()
     recipe, hyperparams = resolve_strict_maze_settings(parser.parse_args(["--paper-update"]))
-    assert recipe == RECIPES[9].paper_update()
+    assert recipe == paper_update(RECIPES[9], 9)
     assert (hyperparams["n_epochs"], hyperparams["clip_range"]) == (1, None)  # one plain on-policy step per update
     assert (hyperparams["group_size"], hyperparams["n_groups"], hyperparams["n_envs"]) == (16, 16, 256)
     assert (recipe.updates, recipe.n_train) == (RECIPES[9].updates, RECIPES[9].n_train)  # the same budget and mazes
@@ -236,7 +262,8 @@ def test_help_shows_maxrl_defaults() -> None:
     help_text = " ".join(build_parser().format_help().split())
     for flag, name in (("--group-size", "group_size"), ("--n-groups", "n_groups"), ("--learning-rate", "learning_rate")):
         assert f"{flag} {flag.strip('-').upper().replace('-', '_')}" in help_text
-        assert f"(default: {defaults[name]}; strict mazes: the recipe's, {getattr(RECIPES[9], name)} on 9x9)" in help_text
+        recipe_value = RECIPES[9].default_learning_rates[0] if name == "learning_rate" else getattr(RECIPES[9], name)
+        assert f"(default: {defaults[name]}; strict mazes: the recipe's, {recipe_value} on 9x9)" in help_text
 
 
 def test_config_without_a_file_is_the_packaged_zoo_config() -> None:
@@ -326,6 +353,19 @@ def test_a_minigrid_id_with_compare_runs_the_weak_base_protocol_with_ppo(tmp_pat
     printed = capsys.readouterr().out
     assert all(f"| {method} |" in printed for method in ("base", "maxrl", "grpo", "ppo"))
     assert (run_dir / "table.csv").is_file() and (run_dir / "neg_log_pass_at_k.png").is_file()
+
+
+def test_a_strict_maze_with_ppo_runs_the_protocol_with_the_main_jobs_recipe(tmp_path: Path) -> None:
+    argv = ["--compare", "ppo", "--paper-update", "--updates", "2", "--n-groups", "8", "--eval-start-states", "16"]
+    main([*argv, "--train-mazes", "200", "--log-dir", str(tmp_path), "--verbose", "0"])
+    summary = json.loads((tmp_path / "protocol_0" / "summary.json").read_text())
+    assert summary["task"] == DEFAULT_ENV and summary["methods"] == ["maxrl", "ppo"] and summary["exact"]
+    assert summary["start_states"] == {"train": 200, "validation": 16, "test": 16}
+    recipe = summary["recipe"]  # the flags reach the protocol: the paper's update, 8 mazes x 16 episodes, 2 updates
+    assert (recipe["updates"], recipe["n_groups"], recipe["group_size"], recipe["n_epochs"]) == (2, 8, 16, 1)
+    assert recipe["n_envs"] == 128 and list(recipe["ks"]) == list(TABLE_KS)
+    maxrl, ppo = (row for row in summary["table"] if row["method"] != "base")
+    assert 0 < maxrl["timesteps"] <= 2 * 8 * 16 * 36 and ppo["method"] == "ppo"  # 2 updates, <= 36 moves an episode
 
 
 def test_compare_without_an_expert_says_what_the_protocol_needs() -> None:

@@ -16,6 +16,7 @@ from sb3_maxrl.experiments.pipeline import (
     RECIPES,
     Recipe,
     Task,
+    _expert_batches,
     draw_start_seeds,
     minigrid_task,
     recipe_for,
@@ -168,3 +169,27 @@ def test_the_strict_maze_is_one_task_of_the_pipeline() -> None:
     seeds = draw_start_seeds(task.key_function(), 50, 8, 8)
     layouts = [layout_key(maze_walls(7, s)) for s in seeds.train + seeds.validation + seeds.test]
     assert len(set(layouts)) == len(layouts) == 66
+
+
+def test_each_cloning_step_draws_its_start_states_without_replacement_and_replaces_unsolved_ones() -> None:
+    def expert(seed: int) -> tuple[np.ndarray, np.ndarray] | None:  # one step per episode; odd seeds unsolved
+        return None if seed % 2 else (np.full((1, 2), seed, dtype=np.float32), np.array([seed]))
+
+    task = Task("toy", env_fn=Corridor, expert=expert)
+    train = list(range(100, 140))
+    batches, unsolved = _expert_batches(task, train, 6, seed=5)
+    rng = np.random.default_rng(5)
+    for step in range(20):
+        observations, actions = batches(step)
+        picks = rng.choice(np.array(train), size=6, replace=False)
+        solved = [int(s) for s in picks if s % 2 == 0]
+        assert len(actions) == 6 and len(set(actions.tolist())) == 6 and all(a % 2 == 0 for a in actions)
+        assert actions[: len(solved)].tolist() == solved, "the solvable draws first, in their order"
+        assert observations[:, 0].tolist() == actions.tolist()
+        if len(solved) < 6:
+            rng.permutation(np.array(train))  # the top-up's draw
+    assert unsolved and all(s % 2 for s in unsolved) and len(unsolved) == len(set(unsolved))
+    few, _ = _expert_batches(task, [100, 101, 102], 6, seed=0)  # fewer solvable start states than the batch: all
+    assert sorted(few(0)[1].tolist()) == [100, 102]
+    with pytest.raises(ValueError, match="solved none of the 2 training start states"):
+        _expert_batches(task, [101, 103], 2, seed=0)[0](0)

@@ -11,7 +11,8 @@ At its defaults it runs the paper's maze pipeline on ``MaxRL/StrictMaze-9x9-v0``
 
 ``--compare grpo rloo`` fine-tunes the same base with the same budget and other estimators and adds their columns:
 the table that shows what MaxRL is for (its -log pass@64 below theirs, its pass@1024 not below the base's).
-The settings come from ``sb3_maxrl_envs.strict_maze_pipeline.RECIPES`` (shared with ``benchmarks/strict_mazes.py``):
+Every stage is the generic protocol's (``sb3_maxrl.experiments.pipeline``), with the settings of
+``sb3_maxrl.experiments.strict_mazes.RECIPES`` (shared with ``benchmarks/strict_mazes.py``):
 on 9x9 PPO-style reuse (4 clipped epochs over 4 episodes x 64 mazes per update), chosen on validation mazes;
 ``--paper-update`` runs the paper's one plain on-policy gradient step per update on 16 episodes x 16 mazes instead::
 
@@ -76,10 +77,19 @@ from sb3_maxrl.common.evaluation import PassAtKResult, disjoint_train_seeds
 from sb3_maxrl.common.exact_evaluation import DEFAULT_EXACT_KS, ExactPassAtKResult, sample_efficiency_ratio
 from sb3_maxrl.common.start_states import default_eval_seeds, start_state_keys
 from sb3_maxrl.common.utils import signature_defaults
-from sb3_maxrl.experiments.pipeline import PPO_METHOD, recipe_for, run_protocol, task_for
+from sb3_maxrl.experiments.pipeline import (
+    PPO_METHOD,
+    UNREACHABLE_TIMESTEPS,
+    Recipe,
+    clone_base,
+    draw_start_seeds,
+    recipe_for,
+    run_protocol,
+    strict_maze_task,
+    task_for,
+)
+from sb3_maxrl.experiments.strict_mazes import RECIPES, TABLE_KS, env_slots, paper_update, recipe_of
 from sb3_maxrl.maxrl import MaxRL
-from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv, exact_pass_at_k
-from sb3_maxrl_envs.strict_maze_pipeline import RECIPES, TABLE_KS, StrictMazeRecipe, clone_weak_base, layout_sets
 
 DEFAULT_ENV = "MaxRL/StrictMaze-9x9-v0"
 #: Env ids run through the strict-maze pipeline (behaviour-cloned base, MaxRL, exact pass@k table)
@@ -111,8 +121,8 @@ OTHER_ENV_FLAGS = ("timesteps", "eval_samples", "vec_env", "env_kwargs", "train_
 #: rl-baselines3-zoo keys that need the zoo's machinery
 ZOO_ONLY_KEYS = ("normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback")
 SUMMARY_FILE = "summary.json"
-#: ``learn()``'s timesteps when the budget is a number of updates (StopTrainingOnMaxUpdates ends training)
-UNREACHABLE_TIMESTEPS = 2**62
+#: Hyperparameters of the strict-maze run that are settings of its recipe too (summary.json's ``recipe``)
+RECIPE_HYPERPARAMS = ("group_size", "n_groups", "n_epochs", "batch_size", "clip_range", "max_grad_norm")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--learning-rate",
         type=float,
-        help=f"learning rate (default: {defaults['learning_rate']}; {strict} {recipe.learning_rate} on 9x9)",
+        help=f"learning rate (default: {defaults['learning_rate']}; {strict} {recipe.default_learning_rates[0]} on 9x9)",
     )
     parser.add_argument(
         "--timesteps", type=int, help=f"total env steps, not for strict mazes (default: {defaults['n_timesteps']})"
@@ -201,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval-start-states",
         type=int,
-        help=f"held-out start states (default: {SAMPLED_EVAL_DEFAULTS['eval_start_states']}; strict mazes: {recipe.n_eval})",
+        help=f"held-out start states (default: {SAMPLED_EVAL_DEFAULTS['eval_start_states']}; strict mazes: {recipe.n_test})",
     )
     parser.add_argument(
         "--eval-samples",
@@ -259,15 +269,18 @@ def has_expert(env_id: str) -> bool:
 
 def train_protocol(args: argparse.Namespace) -> dict[str, Any]:
     """
-    The paper's protocol through the generic pipeline: layouts split by identity, behaviour cloning of the task's
-    expert to a weak base, fine-tuning with ``--estimator`` and every ``--compare`` method at one env-step budget,
-    pass@k at large k on held-out start states (exact where the task allows).
+    The paper's protocol through :func:`~sb3_maxrl.experiments.pipeline.run_protocol`: layouts split by identity,
+    behaviour cloning of the task's expert to a weak base, fine-tuning with ``--estimator`` and every ``--compare``
+    method at one budget, pass@k at large k on held-out start states (exact where the task allows). On a strict maze
+    the recipe is the main job's (:func:`resolve_strict_maze_settings`, its flags included).
 
     :param args: the parsed command line
     :return: the protocol's summary
     """
-    overrides = {} if args.timesteps is None else {"timesteps": args.timesteps}
-    recipe = recipe_for(args.env, **overrides)
+    if is_strict_maze(args.env):
+        recipe, _ = resolve_strict_maze_settings(args)
+    else:
+        recipe = recipe_for(args.env, **({} if args.timesteps is None else {"timesteps": args.timesteps}))
     run_dir = os.path.join(args.log_dir, f"protocol_{args.seed}")
     result = run_protocol(
         task_for(args.env), recipe, list(dict.fromkeys([args.estimator or "maxrl", *args.compare])), seeds=[args.seed],
@@ -421,25 +434,26 @@ def strict_maze_size(env_id: str) -> int:
     return int(gym.spec(env_id).kwargs["size"])
 
 
-def resolve_strict_maze_settings(args: argparse.Namespace) -> tuple[StrictMazeRecipe, dict[str, Any]]:
+def resolve_strict_maze_settings(args: argparse.Namespace) -> tuple[Recipe, dict[str, Any]]:
     """
-    The strict-maze pipeline's settings: the recipe of the maze size, overridden by ``--config``, overridden by the
-    flags given.
+    The strict-maze pipeline's settings: the recipe of the maze size
+    (:data:`sb3_maxrl.experiments.strict_mazes.RECIPES`), overridden by ``--config``, overridden by the flags given.
 
     :param args: the parsed command line
-    :return: the recipe of the run (updates, mazes, behaviour-cloning target, ...) and the MaxRL keyword arguments
-        with ``policy``, ``n_envs`` and ``estimator``
+    :return: the recipe of the run (updates, mazes, behaviour-cloning target, the update, ...: every setting it shares
+        with the MaxRL keyword arguments, as given) and the MaxRL keyword arguments with ``policy``, ``n_envs`` and
+        ``estimator``
     """
     size = strict_maze_size(args.env)
-    if size not in RECIPES:
-        raise ValueError(f"No strict-maze recipe for size {size}: the recipes are for sizes {sorted(RECIPES)}.")
-    recipe = RECIPES[size].paper_update() if getattr(args, "paper_update", False) else RECIPES[size]
+    recipe = recipe_of(size)
+    if getattr(args, "paper_update", False):
+        recipe = paper_update(recipe, size)
     hyperparams: dict[str, Any] = {"policy": "MlpPolicy", "estimator": "maxrl", **recipe.maxrl_kwargs()}
     if args.config is not None:
         if os.path.abspath(args.config) == os.path.abspath(PACKAGED_CONFIG):
             raise ValueError(
                 "The packaged zoo config has no strict-maze entries (a strict maze needs the behaviour-cloned base): "
-                "the pipeline's settings are sb3_maxrl_envs.strict_maze_pipeline.RECIPES. Change them with flags "
+                "the pipeline's settings are sb3_maxrl.experiments.strict_mazes.RECIPES. Change them with flags "
                 "(--learning-rate, --group-size, --n-groups, --updates) or --config FILE.yml of MaxRL kwargs."
             )
         config = load_config(args.config, args.env)
@@ -449,16 +463,21 @@ def resolve_strict_maze_settings(args: argparse.Namespace) -> tuple[StrictMazeRe
     for flag, key in FLAG_TO_HYPERPARAM.items():
         if getattr(args, flag) is not None:
             hyperparams[key] = getattr(args, flag)
-    overrides = {
+    hyperparams.setdefault("n_envs", env_slots(hyperparams["n_groups"], hyperparams["group_size"]))
+    given = {
         "updates": args.updates,
         "base_target": args.base_target,
-        "n_eval": args.eval_start_states,
+        "n_test": args.eval_start_states,
+        "n_validation": args.eval_start_states,
         "n_train": args.train_mazes,
-        "group_size": hyperparams["group_size"],
-        "n_groups": hyperparams["n_groups"],
     }
-    recipe = dataclasses.replace(recipe, **{key: value for key, value in overrides.items() if value is not None})
-    hyperparams.setdefault("n_envs", recipe.num_envs)
+    shared = {key: hyperparams[key] for key in RECIPE_HYPERPARAMS} | {"n_envs": hyperparams["n_envs"]}
+    if isinstance(hyperparams["learning_rate"], int | float):
+        shared["default_learning_rates"] = (float(hyperparams["learning_rate"]),)
+    net_arch = (hyperparams.get("policy_kwargs") or {}).get("net_arch")
+    if isinstance(net_arch, list | tuple) and all(isinstance(units, int) for units in net_arch):
+        shared["net_arch"] = tuple(net_arch)
+    recipe = dataclasses.replace(recipe, **{key: value for key, value in given.items() if value is not None}, **shared)
     compare = list(dict.fromkeys(args.compare or []))
     if hyperparams["estimator"] in compare:
         raise ValueError(f"--compare {hyperparams['estimator']} repeats the main run's estimator; compare other estimators.")
@@ -606,6 +625,13 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
     The strict-maze pipeline: layout sets, behaviour cloning to a weak base, MaxRL fine-tuning (and the
     ``--compare`` estimators from the same base, with the same budget), and the exact pass@k table.
 
+    Every stage is the generic pipeline's (:mod:`sb3_maxrl.experiments.pipeline`, the recipe of
+    :mod:`sb3_maxrl.experiments.strict_mazes`): :func:`~sb3_maxrl.experiments.pipeline.draw_start_seeds` with the
+    layout as identity, :func:`~sb3_maxrl.experiments.pipeline.clone_base`, MaxRL from ``Recipe.maxrl_kwargs`` on the
+    task's VecEnv for ``recipe.updates`` updates, and the task's exact evaluation, so that
+    ``run_protocol(strict_maze_task(size), recipe, ...)`` gives the same table; this function adds what the main job
+    shows: the TensorBoard layout below, periodic held-out evaluations, the best model and the printed table.
+
     TensorBoard: ``<log-dir>/MaxRL_<i>`` holds the SFT stage (``bc/loss``, ``bc/pass@1`` on validation mazes, by
     behaviour-cloning step) and the main run's curves (``rollout/``, ``train/``, and ``eval/`` on held-out mazes
     from the base at timestep 0 to the end); each compared estimator writes ``<log-dir>/MaxRL_<i>/<estimator>``.
@@ -621,18 +647,26 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
     n_envs = int(hyperparams.pop("n_envs"))
     policy = hyperparams.pop("policy")
     estimator = hyperparams.pop("estimator")
-    size = recipe.size
-    layouts = layout_sets(size, recipe.n_eval, recipe.n_train)
+    updates = recipe.updates
+    assert updates is not None, "a strict-maze recipe's budget is a number of updates"
+    task = strict_maze_task(strict_maze_size(args.env))
+    layouts = draw_start_seeds(task.key_function(), recipe.n_train, recipe.n_validation, recipe.n_test)
     test = layouts.test
 
     def make_model(method: str) -> MaxRL:
-        venv = StrictMazeVecEnv(num_envs=n_envs, size=size, seed=args.seed)
         return MaxRL(
-            policy, venv, estimator=method, train_seeds=layouts.train, seed=args.seed, device=args.device, **hyperparams
+            policy,
+            task.make_vec_env(n_envs, args.seed),
+            estimator=method,
+            train_seeds=layouts.train,
+            seed=args.seed,
+            device=args.device,
+            **hyperparams,
         )
 
     def evaluate(model: Any, ks: list[int]) -> ExactPassAtKResult:
-        return exact_pass_at_k(model, size, test, ks)
+        assert task.exact_pass_at_k is not None
+        return task.exact_pass_at_k(model, test, ks)
 
     model = make_model(estimator)
     logger = configure_logger(verbose=0, tensorboard_log=args.log_dir, tb_log_name="MaxRL")
@@ -646,17 +680,7 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
             f"mazes (distinct layouts). SFT stage: behaviour cloning to validation pass@1 >= {recipe.base_target}..."
         )
     bc_started = time.perf_counter()
-    cloning = clone_weak_base(
-        model,
-        size,
-        layouts.train,
-        layouts.validation,
-        target=recipe.base_target,
-        max_steps=recipe.bc_max_steps,
-        batch_size=recipe.bc_batch_size,
-        learning_rate=recipe.bc_learning_rate,
-        seed=args.seed,
-    )
+    cloning, _ = clone_base(task, recipe, model, layouts.train, layouts.validation, seed=args.seed)
     bc_seconds = time.perf_counter() - bc_started
     log_behavior_cloning(logger, cloning)
     base_state = copy.deepcopy(model.policy.state_dict())
@@ -693,9 +717,9 @@ def train_strict_maze(args: argparse.Namespace) -> dict[str, Any]:
             eval_at_training_start=True,
             verbose=1 if args.verbose >= 2 else 0,
         )
-        callbacks: list[BaseCallback] = [StopTrainingOnMaxUpdates(recipe.updates), callback]
+        callbacks: list[BaseCallback] = [StopTrainingOnMaxUpdates(updates), callback]
         if not args.no_progress:
-            callbacks.append(UpdateProgressBarCallback(recipe.updates, description=method))
+            callbacks.append(UpdateProgressBarCallback(updates, description=method))
         run_model.learn(UNREACHABLE_TIMESTEPS, callback=CallbackList(callbacks))
         assert callback.last_result is not None, "eval_at_training_end evaluates the final policy"
         finals[method] = callback.last_result

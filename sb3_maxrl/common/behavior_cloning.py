@@ -77,7 +77,8 @@ def behavior_cloning(
     the last step, with the policy in evaluation mode; the policy is left in evaluation mode, as SB3's ``train()``
     leaves it.
 
-    Example, a weak base for MaxRL (the paper's "SFT stage"; ``sb3_maxrl_envs.strict_maze_pipeline`` holds the maze protocol)::
+    Example, a weak base for MaxRL (the paper's "SFT stage"; :func:`sb3_maxrl.experiments.pipeline.clone_base` runs it in
+    the protocol)::
 
         model = MaxRL("MlpPolicy", env)
         held_out = lambda: evaluate_pass_at_k(model, eval_env, eval_seeds, n_samples=1).pass_at_k[1]

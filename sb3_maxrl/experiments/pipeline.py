@@ -6,13 +6,14 @@ state, and, where the task allows it, an exact evaluator) and a :class:`Recipe` 
 1. draws training, validation and held-out test start seeds whose start states are pairwise different by identity
    (:func:`draw_start_seeds`: the task's ``start_state_key``, or the observation after reset);
 2. behaviour-clones the expert into a fresh policy until the validation pass@1 reaches ``recipe.base_target``
-   (the paper's "SFT stage": a weak base whose pass rates are small and uneven); start states the expert cannot
-   solve are reported in ``summary.json``, never cloned;
-3. fine-tunes a copy of that same base with each method at the same env-step budget: ``"maxrl"``, ``"grpo"``,
-   ``"rloo"`` (any estimator of ``MaxRL``, with the same update settings) and ``"ppo"`` (SB3 PPO whose actor is the
-   cloned base and whose critic is fresh). A MaxRL update is ``n_groups x group_size`` complete episodes, so a run
-   ends at the first update past ``recipe.timesteps``; PPO runs last, for the median env steps the MaxRL-family
-   runs of that seed took (their actual env steps are in the table);
+   (:func:`clone_base`, the paper's "SFT stage": a weak base whose pass rates are small and uneven); start states
+   the expert cannot solve are reported in ``summary.json``, never cloned;
+3. fine-tunes a copy of that same base with each method at the same budget: ``"maxrl"``, ``"grpo"``, ``"rloo"`` (any
+   estimator of ``MaxRL``, with the same update settings, :meth:`Recipe.maxrl_kwargs`) and ``"ppo"`` (SB3 PPO whose
+   actor is the cloned base and whose critic is fresh). A MaxRL update is ``n_groups x group_size`` complete
+   episodes, so a run ends at the first update past ``recipe.timesteps``, or after ``recipe.updates`` updates when
+   the recipe sets them; PPO runs last, for the median env steps the MaxRL-family runs of that seed took (their
+   actual env steps are in the table);
 4. evaluates pass@k on the held-out start states, exactly (``task.exact_pass_at_k``) or from
    ``recipe.eval_samples`` episodes per start state;
 5. writes ``table.csv``, ``summary.json``, TensorBoard logs (``tb/``), the models (``models/``) and
@@ -25,7 +26,8 @@ navigation), :func:`strict_maze_task` (the package's native strict mazes), or a 
     result = run_protocol(task, Recipe(timesteps=50_000), methods=("maxrl", "grpo", "ppo"), out_dir="runs/my-env")
     print(result.markdown())
 
-Per-task settings live in :data:`RECIPES`, keyed by env id.
+Per-task settings live in :data:`RECIPES`, keyed by env id; the strict mazes' in
+:mod:`sb3_maxrl.experiments.strict_mazes`, whose main job (``maxrl-train``) runs these same functions.
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from sb3_maxrl.common.behavior_cloning import ExpertBatch, behavior_cloning
+from sb3_maxrl.common.behavior_cloning import BehaviorCloningResult, ExpertBatch, behavior_cloning
+from sb3_maxrl.common.callbacks import StopTrainingOnMaxUpdates
 from sb3_maxrl.common.estimators import ESTIMATORS
 from sb3_maxrl.common.evaluation import evaluate_pass_at_k, geometric_ks
 from sb3_maxrl.common.exact_evaluation import ExactPassAtKResult
@@ -70,6 +75,8 @@ ExactEvaluator = Callable[[Any, Sequence[int], Sequence[int]], ExactPassAtKResul
 TEST_FIRST_SEED = EVAL_SEED_BASE
 #: First seed tried for the validation start states
 VALIDATION_FIRST_SEED = EVAL_SEED_BASE + 10**6
+#: ``learn()``'s timesteps when the budget is a number of updates (``StopTrainingOnMaxUpdates`` ends training)
+UNREACHABLE_TIMESTEPS = 2**62
 #: The methods that are estimators of MaxRL (the same algorithm, one argument apart); "ppo" is SB3's PPO
 PPO_METHOD = "ppo"
 
@@ -132,7 +139,11 @@ class Recipe:
     :param bc_learning_rate: Adam's learning rate of behaviour cloning
     :param bc_max_steps: the most behaviour-cloning steps
     :param bc_eval_freq: evaluate the validation pass@1 every this many steps
-    :param timesteps: the env-step budget of every method's fine-tuning
+    :param timesteps: the env-step budget of every method's fine-tuning (with ``updates``: PPO's budget when no
+        MaxRL-family method runs)
+    :param updates: the MaxRL-family budget in updates (``n_groups x group_size`` complete episodes each) instead of
+        ``timesteps``: every estimator gets the same number of episodes; PPO still gets their median env steps. None:
+        ``timesteps``
     :param learning_rates: candidate learning rates per method (several: the best on validation is reported); a
         method not named uses ``default_learning_rates``
     :param default_learning_rates: the candidates of MaxRL-family methods not named in ``learning_rates``
@@ -165,6 +176,7 @@ class Recipe:
     bc_max_steps: int = 500
     bc_eval_freq: int = 1
     timesteps: int = 200_000
+    updates: int | None = None
     learning_rates: dict[str, tuple[float, ...]] = field(default_factory=lambda: {PPO_METHOD: (3e-4,)})
     default_learning_rates: tuple[float, ...] = (1e-3,)
     group_size: int = 16
@@ -193,6 +205,26 @@ class Recipe:
         :return: one or more learning rates
         """
         return tuple(self.learning_rates.get(method, self.default_learning_rates))
+
+    def maxrl_kwargs(self, learning_rate: float | None = None) -> dict[str, Any]:
+        """
+        ``MaxRL``'s keyword arguments of a MaxRL-family fine-tuning run (add ``estimator``, ``train_seeds`` and
+        ``seed``): the update, the gradient clip and the policy network.
+
+        :param learning_rate: the learning rate; None for the first of ``default_learning_rates``
+        :return: ``learning_rate``, ``group_size``, ``n_groups``, ``n_epochs``, ``batch_size``, ``clip_range``,
+            ``max_grad_norm`` and ``policy_kwargs``
+        """
+        return dict(
+            learning_rate=self.default_learning_rates[0] if learning_rate is None else learning_rate,
+            group_size=self.group_size,
+            n_groups=self.n_groups,
+            n_epochs=self.n_epochs,
+            batch_size=self.batch_size,
+            clip_range=self.clip_range,
+            max_grad_norm=self.max_grad_norm,
+            policy_kwargs=dict(net_arch=list(self.net_arch)),
+        )
 
 
 @dataclass(frozen=True)
@@ -338,9 +370,14 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
 
 
 def _expert_batches(
-    task: Task, train: Sequence[int], batch_size: int, seed: int
+    task: Task, train: Sequence[int], batch_size: int, seed: int | None
 ) -> tuple[Callable[[int], ExpertBatch], list[int]]:
-    """A function ``step -> batch`` of ``batch_size`` expert episodes on training seeds, and the unsolved seeds (grows)."""
+    """
+    A function ``step -> batch`` of ``batch_size`` expert episodes on training seeds, and the unsolved seeds (grows).
+
+    Each step draws ``batch_size`` training seeds without replacement (``Generator.choice``); a seed the expert cannot
+    solve is replaced by the next ones of a random order of the others. Demonstrations are cached by seed.
+    """
     rng = np.random.default_rng(seed)
     cache: dict[int, ExpertBatch | None] = {}
     unsolved: list[int] = []
@@ -354,13 +391,17 @@ def _expert_batches(
         return cache[start]
 
     def batch(step: int) -> ExpertBatch:
-        episodes: list[ExpertBatch] = []
-        for start in rng.permutation(pool):
-            demo = demonstration(int(start))
-            if demo is not None:
-                episodes.append(demo)
+        picks = [int(start) for start in rng.choice(pool, size=min(batch_size, len(pool)), replace=False)]
+        episodes = [demo for demo in map(demonstration, picks) if demo is not None]
+        if len(episodes) < batch_size and len(picks) < len(pool):
+            drawn = set(picks)
+            for start in rng.permutation(pool):
                 if len(episodes) == batch_size:
                     break
+                if int(start) not in drawn:
+                    demo = demonstration(int(start))
+                    if demo is not None:
+                        episodes.append(demo)
         if not episodes:
             raise ValueError(f"The expert solved none of the {len(pool)} training start states: check the expert.")
         actions = np.concatenate([np.asarray(a) for _, a in episodes])
@@ -370,6 +411,67 @@ def _expert_batches(
         return np.concatenate([np.asarray(o) for o, _ in episodes]), actions
 
     return batch, unsolved
+
+
+def clone_base(
+    task: Task,
+    recipe: Recipe,
+    model: BaseAlgorithm | BasePolicy,
+    train_seeds: Sequence[int],
+    validation_seeds: Sequence[int],
+    *,
+    seed: int | None,
+    validation_pass_at_1: Callable[[], float] | None = None,
+    verbose: int = 0,
+) -> tuple[BehaviorCloningResult, list[int]]:
+    """
+    The SFT stage: behaviour-clone the task's expert into ``model`` until the validation pass@1 reaches
+    ``recipe.base_target`` (at most ``recipe.bc_max_steps`` steps).
+
+    Each step takes the expert episodes of ``recipe.bc_batch_size`` training start states drawn without replacement
+    (one the expert cannot solve is replaced by another) and one Adam step at ``recipe.bc_learning_rate`` on
+    ``-mean log pi(expert action | obs)`` (:func:`~sb3_maxrl.common.behavior_cloning.behavior_cloning`); the
+    validation pass@1 is evaluated before the first step and every ``recipe.bc_eval_freq`` steps.
+
+    :param task: the task (its expert, and its evaluation for the stop)
+    :param recipe: the behaviour-cloning settings (``base_target``, ``bc_*``, and for a sampled stop ``n_envs`` and
+        ``validation_samples``)
+    :param model: an SB3 model or policy of the task's observation and action spaces, cloned in place
+    :param train_seeds: the start states to clone from
+    :param validation_seeds: the start states of the stopping rule (not test ones)
+    :param seed: seeds the draw of each step's start states (and a sampled evaluation)
+    :param validation_pass_at_1: ``() -> pass@1`` of ``model`` on ``validation_seeds``; None: the task's exact
+        evaluation, else ``recipe.validation_samples`` episodes per start state
+    :param verbose: 0 silent, 1 prints every evaluation, 2 also every step's loss
+    :return: the cloning's steps, losses and evaluations, and the training seeds the expert could not solve
+    """
+    validation = [int(s) for s in validation_seeds]
+    if not validation:
+        raise ValueError("validation_seeds is empty: pass the validation start states that decide when cloning stops.")
+    evaluator = None
+    if validation_pass_at_1 is None:
+        evaluator = _Evaluator(task, recipe, 0 if seed is None else seed)
+
+        def validation_pass_at_1() -> float:
+            assert evaluator is not None
+            return evaluator(model, validation, [1], recipe.validation_samples)["pass@1"]
+
+    batches, unsolved = _expert_batches(task, train_seeds, recipe.bc_batch_size, seed)
+    try:
+        cloning = behavior_cloning(
+            model,
+            batches,
+            recipe.bc_max_steps,
+            learning_rate=recipe.bc_learning_rate,
+            evaluate=validation_pass_at_1,
+            target=recipe.base_target,
+            eval_freq=recipe.bc_eval_freq,
+            verbose=verbose,
+        )
+    finally:
+        if evaluator is not None:
+            evaluator.close()
+    return cloning, unsolved
 
 
 def _ppo_from_actor(
@@ -431,21 +533,18 @@ def _fine_tune(
         model = MaxRL(
             "MlpPolicy",
             venv,
-            learning_rate=learning_rate,
-            group_size=recipe.group_size,
-            n_groups=recipe.n_groups,
             estimator=method,
-            n_epochs=recipe.n_epochs,
-            batch_size=recipe.batch_size,
-            clip_range=recipe.clip_range,
-            max_grad_norm=recipe.max_grad_norm,
             train_seeds=seeds.train,
             max_episode_steps=task.max_episode_steps,
-            policy_kwargs=dict(net_arch=list(recipe.net_arch)),
             tensorboard_log=tensorboard_log,
             seed=seed,
+            **recipe.maxrl_kwargs(learning_rate),
         )
         model.policy.load_state_dict(base.policy.state_dict())
+        if recipe.updates is not None:  # the budget is a number of updates: timesteps it cannot reach
+            stop = StopTrainingOnMaxUpdates(recipe.updates)
+            callback = stop if callback is None else CallbackList([stop, callback])
+            timesteps = UNREACHABLE_TIMESTEPS
     model.learn(timesteps, callback=callback, tb_log_name=name)
     venv.close()
     return model
@@ -498,19 +597,14 @@ def _run_seed(
         policy_kwargs=dict(net_arch=list(recipe.net_arch)),
         seed=seed,
     )
-    batches, unsolved = _expert_batches(task, start_seeds.train, recipe.bc_batch_size, seed)
-
-    def validation_pass_at_1() -> float:
-        return evaluator(base, start_seeds.validation, [1], recipe.validation_samples)["pass@1"]
-
-    cloning = behavior_cloning(
+    cloning, unsolved = clone_base(
+        task,
+        recipe,
         base,
-        batches,
-        recipe.bc_max_steps,
-        learning_rate=recipe.bc_learning_rate,
-        evaluate=validation_pass_at_1,
-        target=recipe.base_target,
-        eval_freq=recipe.bc_eval_freq,
+        start_seeds.train,
+        start_seeds.validation,
+        seed=seed,
+        validation_pass_at_1=lambda: evaluator(base, start_seeds.validation, [1], recipe.validation_samples)["pass@1"],
     )
     base_metrics = evaluator(base, start_seeds.test, curve_ks, recipe.eval_samples)
     if model_dir is not None:
@@ -777,18 +871,10 @@ def strict_maze_task(size: int = 9) -> Task:
     )
 
 
-#: Per-task settings, by env id. MiniGrid layouts repeat (LavaCrossingS9N2: about 450 distinct layouts in its first
+#: Per-task settings, by env id (the strict mazes': :data:`sb3_maxrl.experiments.strict_mazes.RECIPES`, by size, which
+#: :func:`recipe_for` reads). MiniGrid layouts repeat (LavaCrossingS9N2: about 450 distinct layouts in its first
 #: 3000 seeds, LavaGapS7: 15), so the sets are sized to what the generator offers.
 RECIPES: dict[str, Recipe] = {
-    "MaxRL/StrictMaze-9x9-v0": Recipe(
-        n_train=20_000,
-        n_validation=256,
-        n_test=256,
-        timesteps=2_000_000,
-        default_learning_rates=(1e-3,),
-        ks=(1, 16, 64, 1024),
-        n_envs=256,
-    ),
     "MiniGrid-LavaCrossingS9N2-v0": Recipe(n_train=200, n_validation=64, n_test=128, timesteps=300_000),
     # a random walk already solves about 14% of SimpleCrossingS11N5 episodes, which last up to 484 steps: 8 x 16
     # episodes per update keep it to about 60,000 env steps
@@ -810,13 +896,28 @@ RECIPES: dict[str, Recipe] = {
 
 def recipe_for(env_id: str, **overrides: Any) -> Recipe:
     """
-    The recipe of an env id (:data:`RECIPES`, else the defaults), with some settings replaced.
+    The recipe of an env id (:data:`RECIPES`; a strict maze's: :data:`sb3_maxrl.experiments.strict_mazes.RECIPES`;
+    else the defaults), with some settings replaced.
 
     :param env_id: the env id
     :param overrides: settings of :class:`Recipe` to replace
     :return: the recipe
     """
-    return replace(RECIPES.get(env_id, Recipe()), **overrides)
+    recipe = RECIPES.get(env_id, Recipe())
+    size = _strict_maze_size(env_id)
+    if size is not None:
+        from sb3_maxrl.experiments.strict_mazes import recipe_of
+
+        recipe = recipe_of(size)
+    return replace(recipe, **overrides)
+
+
+def _strict_maze_size(env_id: str) -> int | None:
+    """The size of a ``MaxRL/StrictMaze-{n}x{n}-v0`` id with a recipe (9, 13, 17), else None."""
+    for size in (9, 13, 17):
+        if env_id == f"MaxRL/StrictMaze-{size}x{size}-v0":
+            return size
+    return None
 
 
 def task_for(env_id: str) -> Task:
@@ -828,9 +929,9 @@ def task_for(env_id: str) -> Task:
     """
     if env_id.startswith(("MiniGrid-", "BabyAI-")):
         return minigrid_task(env_id)
-    for size in (9, 13, 17):
-        if env_id == f"MaxRL/StrictMaze-{size}x{size}-v0":
-            return strict_maze_task(size)
+    size = _strict_maze_size(env_id)
+    if size is not None:
+        return strict_maze_task(size)
     raise ValueError(
         f"No expert is known for {env_id!r}: the weak-base protocol needs one. Pass your own, "
         "Task(name, env_fn, expert=lambda seed: (observations, actions) or None), to run_protocol."
