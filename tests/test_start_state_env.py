@@ -168,8 +168,9 @@ def greedy_model(env: Any) -> MaxRL:
 
 
 @pytest.mark.parametrize("num_envs", [5, 16])
-def test_idle_slots_and_throw_away_episodes_give_bit_identical_updates(num_envs: int) -> None:
-    """Same seed, same kept episodes: the same parameters, whether unused slots idle or run throw-away episodes."""
+def test_idle_slots_and_throw_away_episodes_give_the_same_updates(num_envs: int) -> None:
+    """Same seed, same kept episodes: the same parameters (to float rounding), whether unused slots idle or run
+    throw-away episodes."""
     idle, throw_away = greedy_model(EchoCorridorVecEnv(num_envs)), greedy_model(EchoCorridorWithoutIdleVecEnv(num_envs))
     initial = th.nn.utils.parameters_to_vector(idle.policy.parameters()).detach().clone()
     utilization: dict[MaxRL, list[float]] = {idle: [], throw_away: []}
@@ -183,7 +184,9 @@ def test_idle_slots_and_throw_away_episodes_give_bit_identical_updates(num_envs:
     after_idle = th.nn.utils.parameters_to_vector(idle.policy.parameters()).detach()
     after_throw_away = th.nn.utils.parameters_to_vector(throw_away.policy.parameters()).detach()
     assert float((after_idle - initial).abs().max()) > 0  # the updates did move the policy
-    assert th.equal(after_idle, after_throw_away)
+    # equal up to float rounding: the policy's forward batches differ in size (active slots only against every
+    # slot), and on some CPUs matrix kernels sum in a batch-size-dependent order (differences ~1e-8 here)
+    th.testing.assert_close(after_idle, after_throw_away, rtol=1e-5, atol=1e-6)
     assert idle.logger.name_to_value["rollout/useful_steps_per_second"] > 0
 
 
