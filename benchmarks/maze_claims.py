@@ -87,8 +87,9 @@ def experiment_runs(args: argparse.Namespace) -> list[Run]:
                           timesteps=args.ppo_timesteps, group_size=0, n_groups=0, max_updates=0)
             runs += [replace(ppo, seed=seed) for seed in args.seeds]
         return runs
+    group_size, n_groups = (int(part) for part in args.split.split("x"))
     template = Run(size=9, method="maxrl", update="reuse", learning_rate=1e-3, seed=0, split="test",
-                   timesteps=args.timesteps, group_size=4, n_groups=64)
+                   timesteps=args.timesteps, group_size=group_size, n_groups=n_groups)
     runs = []
     for seed in args.seeds:
         for method in family + (["ppo"] if "ppo" in args.methods else []):
@@ -286,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ppo-learning-rate", type=float, default=1e-3, help="nscaling: PPO's (13x13's choice)")
     parser.add_argument("--train-sizes", nargs="+", type=int, default=list(SCARCE_TRAIN_SIZES), help="scarce")
     parser.add_argument("--timesteps", type=int, default=1_900_000, help="scarce and noise: env steps of every run")
+    parser.add_argument("--split", default="4x64", help="scarce and noise: N episodes x G mazes per update (the 9x9 "
+                        "choice; another split is an ablation, e.g. 16x16 for a noise cap 1/a below N)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--ray-address", default=None)
