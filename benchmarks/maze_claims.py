@@ -227,9 +227,9 @@ def plot(frame: pd.DataFrame, experiment: Experiment, results_dir: Path, path: P
                     continue
                 curve = pd.DataFrame(record["result"]["curve"])
                 start = record["result"]["base_train"]["coverage@64"]
-                axis.plot([0, *curve["timesteps"]], [start, *curve["train_coverage@64"]], color=colors[job["method"]],
-                          alpha=0.7, linewidth=1)
-            axis.set(xlabel="env steps", ylim=(0, 1.02), title="training mazes: coverage@64")
+                axis.plot([0, *curve["timesteps"] / 1e6], [start, *curve["train_coverage@64"]],
+                          color=colors[job["method"]], alpha=0.7, linewidth=1)
+            axis.set(xlabel="env steps (millions)", ylim=(0, 1.02), title="training mazes: coverage@64")
             if column == 0:
                 axis.set_ylabel("share of training mazes\nwith a success in 64 tries")
     figure.tight_layout()
