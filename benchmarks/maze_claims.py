@@ -64,28 +64,35 @@ def experiment_runs(args: argparse.Namespace) -> list[Run]:
     if args.experiment == "nscaling":
         template = Run(size=17, method="maxrl", update="reuse", learning_rate=1e-3, seed=0, split="test",
                        timesteps=10**9, n_groups=args.n_groups, max_updates=args.updates, eval_points=4)
-        if args.tune:  # validation mazes, seed 0, the middle N: the family's update and learning rate
+        # SB3 PPO from the same base at a fixed env-step budget (it has no N)
+        ppo = replace(template, method="ppo", update="ppo-4x2048", timesteps=args.ppo_timesteps, group_size=0,
+                      n_groups=0, max_updates=0)
+        with_ppo = "ppo" in args.methods
+        if args.tune:  # validation mazes, seed 0, the middle N: the family's update and learning rate; PPO's rate
             return [
                 replace(template, method=method, update=update, learning_rate=lr, group_size=args.tune_group_size,
                         split="validation")
                 for update in args.tune_updates
                 for lr in args.tune_learning_rates
                 for method in family
+            ] + [replace(ppo, learning_rate=lr, split="validation") for lr in args.tune_learning_rates if with_ppo]
+        runs = []
+        if family:
+            update, learning_rate = args.update, args.learning_rate
+            if update is None or learning_rate is None:
+                update, learning_rate = choose_nscaling_settings(frame_of(results_dir_of(args)), family)
+            template = replace(template, update=update, learning_rate=learning_rate)
+            runs = [
+                replace(template, method=method, group_size=n, seed=seed)
+                for n in args.group_sizes
+                for seed in args.seeds
+                for method in family
             ]
-        update, learning_rate = args.update, args.learning_rate
-        if update is None or learning_rate is None:
-            update, learning_rate = choose_nscaling_settings(frame_of(results_dir_of(args)), family)
-        template = replace(template, update=update, learning_rate=learning_rate)
-        runs = [
-            replace(template, method=method, group_size=n, seed=seed)
-            for n in args.group_sizes
-            for seed in args.seeds
-            for method in family
-        ]
-        if "ppo" in args.methods:  # SB3 PPO from the same base at a fixed env-step budget (it has no N)
-            ppo = replace(template, method="ppo", update="ppo-4x2048", learning_rate=args.ppo_learning_rate,
-                          timesteps=args.ppo_timesteps, group_size=0, n_groups=0, max_updates=0)
-            runs += [replace(ppo, seed=seed) for seed in args.seeds]
+        if with_ppo:
+            learning_rate = args.ppo_learning_rate
+            if learning_rate is None:
+                learning_rate = choose_nscaling_settings(frame_of(results_dir_of(args)), ["ppo"])[1]
+            runs += [replace(ppo, learning_rate=learning_rate, seed=seed) for seed in args.seeds]
         return runs
     group_size, n_groups = (int(part) for part in args.split.split("x"))
     template = Run(size=9, method="maxrl", update="reuse", learning_rate=1e-3, seed=0, split="test",
@@ -284,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="nscaling: every method's (default: the validation grid's choice)")
     parser.add_argument("--ppo-timesteps", type=int, default=2_000_000,
                         help="nscaling: PPO's env-step budget (report which N's budget it matches)")
-    parser.add_argument("--ppo-learning-rate", type=float, default=1e-3, help="nscaling: PPO's (13x13's choice)")
+    parser.add_argument("--ppo-learning-rate", type=float, default=None,
+                        help="nscaling: PPO's (default: its best on the validation grid, --tune --methods ppo)")
     parser.add_argument("--train-sizes", nargs="+", type=int, default=list(SCARCE_TRAIN_SIZES), help="scarce")
     parser.add_argument("--timesteps", type=int, default=1_900_000, help="scarce and noise: env steps of every run")
     parser.add_argument("--split", default="4x64", help="scarce and noise: N episodes x G mazes per update (the 9x9 "
