@@ -260,11 +260,15 @@ def plot_against_n(frame: pd.DataFrame, path: Path, colors: dict[str, str]) -> N
                           marker="o", markersize=3, capsize=2, label=method)
         ppo = frame.loc[frame["method"] == "ppo", column]
         if not ppo.empty:
-            axis.axhline(ppo.mean(), color="black", linewidth=1, label=f"SB3 PPO (n={len(ppo)})")
+            steps = frame.loc[frame["method"] == "ppo", "final_timesteps"].mean() / 1e6
+            axis.axhline(ppo.mean(), color="black", linewidth=1, label=f"SB3 PPO, {steps:.1f}M steps (n={len(ppo)})")
         axis.axhline(family[f"base_neg_log_pass@{k}"].mean(), color="gray", linestyle="--", label="base")
-        axis.set(xscale="log", yscale="log", xlabel="N (episodes per maze)", title=f"-log pass@{k}")
+        axis.set(xscale="log", xlabel="N (episodes per maze)", title=f"-log pass@{k}")
         axis.set_xticks(sorted(family["group_size"].unique()), labels=[str(n) for n in sorted(family["group_size"].unique())])
     axes[0].legend(fontsize=7)
+    figure.suptitle(f"17x17 strict mazes: {int(family['n_groups'].iloc[0])} mazes per update, "
+                    f"{int(family['max_updates'].iloc[0])} updates; held-out -log pass@k (lower is better), mean +- sd over seeds",
+                    fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
