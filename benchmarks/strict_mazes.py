@@ -516,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--ray-address", default=None)
     parser.add_argument("--results", default=None, help="results folder (default benchmarks/results/strict_mazes_<size>)")
+    parser.add_argument("--tag", default="", help="a suffix of the results' names (strict_mazes_<size><tag>): a separate "
+                        "grid, its own tables, and the README's block only if it has one of that name")
     parser.add_argument("--quick", action="store_true", help="every stage on a tiny budget (a smoke test)")
     return parser
 
@@ -524,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     args.timesteps = args.timesteps or BUDGETS[args.size]
     args.paper_learning_rate = args.paper_learning_rate or RECIPES[args.size].default_learning_rates[0]
-    stem = f"strict_mazes_{args.size}" + ("_quick" if args.quick else "")
+    stem = f"strict_mazes_{args.size}{args.tag}" + ("_quick" if args.quick else "")
     if args.quick:
         args.timesteps, args.n_eval, args.n_train, args.eval_points = 40_000, 32, 1_000, 2
         args.learning_rates, args.splits, args.final_seeds = [1e-3], ["4x64", "16x16"], [1]
