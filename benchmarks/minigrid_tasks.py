@@ -3,41 +3,58 @@
 Every task runs through the library's :func:`sb3_maxrl.experiments.pipeline.run_protocol` with its recipe
 (:data:`~sb3_maxrl.experiments.pipeline.RECIPES`): training, validation and test start states pairwise different
 layouts, a weak base behaviour-cloned from the shortest-path planner (BabyAI: ``BabyAIBot``) until the validation
-pass@1 reaches 1%, then every method fine-tunes a copy of that base for the same env steps; pass@k on the held-out
-layouts, exact for the deterministic navigation tasks, sampled for BabyAI.
+pass@1 reaches 1%, then every method fine-tunes a copy of that base for the same env steps with the same update
+machinery (4 clipped epochs over minibatches of 256 steps, PPO's); pass@k on the held-out layouts, exact for the
+deterministic navigation tasks, sampled for BabyAI.
 
-    python -m benchmarks.minigrid_tasks --quick --workers 1     # the reduced run of docs/results/minigrid_tasks.md
-    python -m benchmarks.minigrid_tasks --seeds 5 --grid        # the full size: 5 seeds, a learning-rate grid per method
+    python -m benchmarks.minigrid_tasks --quick --workers 1          # the reduced run (one seed, one lr per method)
+    python -m benchmarks.minigrid_tasks --grid --seeds 1 2 3 4 5     # the full run
 
-Writes ``benchmarks/results/minigrid_tasks[_quick].csv`` (mean and sd over seeds per task and method, the base
-included), ``..._rows.csv`` (every run), ``.png`` (-log pass@k against k per task) and, per task, the pipeline's
-outputs (``summary.json``, TensorBoard logs) under ``benchmarks/results/minigrid_tasks[_quick]/<task>/``.
+``--grid`` first runs the learning-rate grid :data:`GRID` on the tuning seed (``--tune-seed``, 0) and chooses each
+method's rate on the validation layouts (:func:`~sb3_maxrl.experiments.pipeline.validation_score`); the reported
+seeds then run with those rates, so no reported number was tuned on. Each (task, seed) is one job whose outputs are
+kept: a stopped run resumes where it was. Writes ``benchmarks/results/minigrid_tasks[_quick]<tag>.csv`` (mean and
+sd over seeds per task and method, the base included), ``..._rows.csv`` (every run), ``.png`` (-log pass@k against
+k per task) and, per task and seed, the pipeline's outputs (``summary.json``, ``rows.csv``, TensorBoard logs) under
+``benchmarks/results/minigrid_tasks[_quick]<tag>/<task>/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import csv
+import json
 import multiprocessing
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch as th
 
 from benchmarks.common import write_csv
-from sb3_maxrl.experiments.pipeline import ProtocolResult, Recipe, recipe_for, run_protocol, task_for
+from sb3_maxrl.experiments.pipeline import (
+    PPO_METHOD,
+    ProtocolResult,
+    Recipe,
+    recipe_for,
+    run_protocol,
+    task_for,
+    write_outputs,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TASKS = ("MiniGrid-LavaCrossingS9N2-v0", "MiniGrid-SimpleCrossingS11N5-v0", "BabyAI-GoToRedBallGrey-v0")
-METHODS = ("maxrl", "grpo", "rloo", "ppo")
-#: The learning-rate grid of ``--grid`` (chosen per method on the validation layouts)
-GRID: dict[str, tuple[float, ...]] = {
-    "maxrl": (3e-4, 1e-3, 3e-3),
-    "grpo": (3e-4, 1e-3, 3e-3),
-    "rloo": (3e-4, 1e-3, 3e-3),
-    "ppo": (1e-4, 3e-4, 1e-3),
-}
+TASKS = (
+    "MiniGrid-LavaCrossingS9N2-v0",
+    "MiniGrid-LavaCrossingS11N5-v0",
+    "MiniGrid-SimpleCrossingS11N5-v0",
+    "BabyAI-GoToRedBallGrey-v0",
+)
+METHODS = ("maxrl", "grpo", "rloo", PPO_METHOD)
+#: The learning-rate grid of ``--grid``: the same two points for every method, chosen on the validation layouts
+GRID: dict[str, tuple[float, ...]] = {method: (3e-4, 1e-3) for method in METHODS}
 #: The reduced run: budgets cut so that three tasks fit about 15 CPU-minutes (8 start states x 16 episodes per update)
 QUICK: dict[str, dict[str, Any]] = {
     "MiniGrid-LavaCrossingS9N2-v0": dict(timesteps=80_000, n_groups=8, bc_eval_freq=2),
@@ -48,26 +65,88 @@ QUICK: dict[str, dict[str, Any]] = {
 }
 
 
-def recipe(task_id: str, quick: bool, grid: bool, timesteps: int | None) -> Recipe:
-    """The task's recipe, reduced for ``--quick``, with the learning-rate grid for ``--grid``."""
-    overrides: dict[str, Any] = dict(QUICK.get(task_id, {})) if quick else {}
-    if grid:
-        overrides["learning_rates"] = dict(GRID)
-    if timesteps is not None:
-        overrides["timesteps"] = timesteps
-    return recipe_for(task_id, **overrides)
+@dataclass(frozen=True)
+class Job:
+    """
+    One task at one seed: a base, then every method fine-tuned from it.
+
+    :param task_id: the env id
+    :param seed: the seed (initialization, cloning draws, fine-tuning)
+    :param learning_rates: candidate learning rates per method (several: chosen on validation)
+    :param overrides: other recipe settings (the reduced budgets of ``--quick``, ``--timesteps``)
+    :param out_dir: where the pipeline writes this job's outputs
+    """
+
+    task_id: str
+    seed: int
+    learning_rates: dict[str, tuple[float, ...]]
+    overrides: dict[str, Any]
+    out_dir: Path
+
+    def recipe(self) -> Recipe:
+        return recipe_for(self.task_id, **self.overrides, learning_rates=dict(self.learning_rates))
+
+    def done(self) -> bool:
+        return (self.out_dir / "summary.json").exists()
 
 
-def run_task(task_id: str, quick: bool, grid: bool, timesteps: int | None, seeds: int, out_dir: Path) -> ProtocolResult:
-    """One task, every method and seed, through the library's pipeline."""
+def run_job(job: Job) -> None:
+    """Run one job through the library's pipeline (its outputs land in ``job.out_dir``)."""
     th.set_num_threads(1)
-    return run_protocol(
-        task_for(task_id),
-        recipe(task_id, quick, grid, timesteps),
-        METHODS,
-        seeds=range(seeds),
-        out_dir=out_dir / task_id.replace("/", "_"),
-    )
+    run_protocol(task_for(job.task_id), job.recipe(), METHODS, seeds=[job.seed], out_dir=job.out_dir)
+
+
+def run_jobs(jobs: Sequence[Job], workers: int) -> None:
+    """Run the jobs not done yet, ``workers`` at a time."""
+    todo = [job for job in jobs if not job.done()]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} jobs done, {len(todo)} to run", flush=True)
+    if workers <= 1:
+        for job in todo:
+            run_job(job)
+        return
+    context = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for future in concurrent.futures.as_completed([pool.submit(run_job, job) for job in todo]):
+            future.result()
+
+
+def chosen_learning_rates(tune_dir: Path) -> dict[str, tuple[float, ...]]:
+    """
+    Each method's learning rate chosen on the validation layouts by a tuning job.
+
+    :param tune_dir: the tuning job's outputs
+    :return: one learning rate per method
+    """
+    summary = json.loads((tune_dir / "summary.json").read_text())
+    return {method: (float(choice["chosen_learning_rate"]),) for method, choice in summary["runs"][0]["methods"].items()}
+
+
+def load_result(out_dirs: Sequence[Path]) -> ProtocolResult:
+    """
+    The seeds of one task as one result, read back from the jobs' ``rows.csv`` and ``summary.json``.
+
+    :param out_dirs: the jobs' output folders, one per seed
+    :return: every row; the summary of the first job with every job's run summary and seconds
+    """
+    rows: list[dict[str, Any]] = []
+    summaries = [json.loads((out_dir / "summary.json").read_text()) for out_dir in out_dirs]
+    for out_dir in out_dirs:
+        with open(out_dir / "rows.csv", newline="") as handle:
+            rows += [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+    summary = dict(summaries[0])
+    summary.pop("table", None)
+    summary["seeds"] = [seed for entry in summaries for seed in entry["seeds"]]
+    summary["runs"] = [run for entry in summaries for run in entry["runs"]]
+    summary["seconds"] = sum(entry["seconds"] for entry in summaries)
+    return ProtocolResult(rows=rows, summary=summary, ks=tuple(summary["recipe"]["ks"]))
+
+
+def _number(value: str) -> Any:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
 
 
 def plot(results: dict[str, ProtocolResult], path: Path) -> None:
@@ -80,42 +159,67 @@ def plot(results: dict[str, ProtocolResult], path: Path) -> None:
     for axis, (task_id, result) in zip(axes[0], results.items(), strict=True):
         for method in dict.fromkeys(row["method"] for row in result.rows):
             rows = [row for row in result.rows if row["method"] == method]
-            ks = sorted({int(key.split("@")[1]) for key in rows[0] if key.startswith("neg_log_pass@")})
+            ks = sorted({int(key.split("@")[1]) for key in rows[0] if key.startswith("neg_log_pass@") and row_has(rows, key)})
             values = [sum(row[f"neg_log_pass@{k}"] for row in rows) / len(rows) for k in ks]
             axis.plot(ks, values, marker="o", markersize=3, linestyle="--" if method == "base" else "-", label=method)
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.set_xlabel("k")
-        axis.set_title(task_id.removesuffix("-v0") + (" (exact)" if result.summary["exact"] else " (sampled)"), fontsize=9)
+        seeds = len({row["seed"] for row in result.rows})
+        evaluation = "exact" if result.summary["exact"] else "sampled"
+        axis.set_title(f"{task_id.removesuffix('-v0')} ({evaluation}, {seeds} seeds)", fontsize=9)
     axes[0][0].set_ylabel("-log pass@k, held-out layouts")
     axes[0][0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
 
+def row_has(rows: list[dict[str, Any]], key: str) -> bool:
+    return all(isinstance(row.get(key), float | int) for row in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="the reported seeds")
     parser.add_argument("--timesteps", type=int, default=None, help="env steps per method (default: the recipe's)")
-    parser.add_argument("--grid", action="store_true", help="a learning-rate grid per method, chosen on validation")
+    parser.add_argument("--grid", action="store_true", help="choose each method's lr from GRID on the tuning seed")
+    parser.add_argument("--tune-seed", type=int, default=0, help="the seed of the --grid choice (not reported)")
     parser.add_argument("--quick", action="store_true", help="the reduced budgets of QUICK")
-    parser.add_argument("--workers", type=int, default=1, help="tasks run in parallel")
+    parser.add_argument("--workers", type=int, default=1, help="jobs (task x seed) run in parallel")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
+    if args.grid and args.tune_seed in args.seeds:
+        parser.error(f"--tune-seed {args.tune_seed} is among the reported --seeds: report seeds the grid did not see")
     stem = "minigrid_tasks" + ("_quick" if args.quick else "") + args.tag
     out_dir = RESULTS / stem
     started = time.perf_counter()
-    jobs = [(task_id, args.quick, args.grid, args.timesteps, args.seeds, out_dir) for task_id in args.tasks]
-    if args.workers <= 1:
-        results = {job[0]: run_task(*job) for job in jobs}
-    else:
-        context = multiprocessing.get_context("forkserver")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
-            futures = {job[0]: pool.submit(run_task, *job) for job in jobs}
-            results = {task_id: future.result() for task_id, future in futures.items()}
+
+    def overrides(task_id: str) -> dict[str, Any]:
+        changes = dict(QUICK.get(task_id, {})) if args.quick else {}
+        return changes | ({} if args.timesteps is None else dict(timesteps=args.timesteps))
+
+    def task_dir(task_id: str) -> Path:
+        return out_dir / task_id.replace("/", "_")
+
+    learning_rates = {task_id: dict(recipe_for(task_id).learning_rates) for task_id in args.tasks}
+    if args.grid:
+        tune_dirs = {t: task_dir(t) / f"tune_seed{args.tune_seed}" for t in args.tasks}
+        tune_jobs = [Job(t, args.tune_seed, GRID, overrides(t), tune_dirs[t]) for t in args.tasks]
+        run_jobs(tune_jobs, args.workers)
+        learning_rates = {job.task_id: chosen_learning_rates(job.out_dir) for job in tune_jobs}
+        for task_id, chosen in learning_rates.items():
+            print(f"{task_id}: chosen on validation {chosen}", flush=True)
+    jobs = [
+        Job(t, seed, learning_rates[t], overrides(t), task_dir(t) / f"seed{seed}") for t in args.tasks for seed in args.seeds
+    ]
+    run_jobs(jobs, args.workers)
+
+    results = {t: load_result([job.out_dir for job in jobs if job.task_id == t]) for t in args.tasks}
+    for task_id, result in results.items():
+        write_outputs(result, task_dir(task_id))
     table = [dict(task=task_id, exact=result.summary["exact"]) | entry for task_id, result in results.items()
-             for entry in result.table()]
+             for entry in result.table()]  # fmt: skip
     rows = [dict(task=task_id) | row for task_id, result in results.items() for row in result.rows]
     write_csv(table, RESULTS / f"{stem}.csv")
     write_csv(rows, RESULTS / f"{stem}_rows.csv")

@@ -40,9 +40,9 @@ MAX_ENV_SLOTS = 256
 #: The paper protocol's update per maze size (CLAIMS.md claim 1: 9x9 lr 1e-3, 16 mazes x 16 episodes per update, 600
 #: updates; 13x13 lr 3e-4, 32 mazes, 800 updates; 17x17 as 13x13): one plain on-policy gradient step per update
 PAPER_UPDATES: dict[int, dict[str, Any]] = {
-    9: dict(n_groups=16, group_size=16, default_learning_rates=(1e-3,), n_epochs=1, clip_range=None),
-    13: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), n_epochs=1, clip_range=None),
-    17: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), n_epochs=1, clip_range=None),
+    9: dict(n_groups=16, group_size=16, default_learning_rates=(1e-3,), n_epochs=1, batch_size=None, clip_range=None),
+    13: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), n_epochs=1, batch_size=None, clip_range=None),
+    17: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), n_epochs=1, batch_size=None, clip_range=None),
 }
 
 
@@ -92,7 +92,14 @@ def strict_maze_recipe(updates: int, timesteps: int, **changes: Any) -> Recipe:
 #: the paper's update, which the reuse grid has not been run on. The env-step budgets are the benchmark's.
 RECIPES: dict[int, Recipe] = {
     9: strict_maze_recipe(
-        600, 1_900_000, n_groups=64, group_size=4, default_learning_rates=(1e-3,), n_epochs=4, clip_range=0.2
+        600,
+        1_900_000,
+        n_groups=64,
+        group_size=4,
+        default_learning_rates=(1e-3,),
+        n_epochs=4,
+        batch_size=None,
+        clip_range=0.2,
     ),
     13: strict_maze_recipe(800, 4_000_000, **PAPER_UPDATES[13]),
     17: strict_maze_recipe(800, 4_000_000, **PAPER_UPDATES[17]),
