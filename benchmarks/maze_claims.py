@@ -267,7 +267,8 @@ def plot_against_n(frame: pd.DataFrame, path: Path, colors: dict[str, str]) -> N
         axis.set_xticks(sorted(family["group_size"].unique()), labels=[str(n) for n in sorted(family["group_size"].unique())])
     axes[0].legend(fontsize=7)
     figure.suptitle(f"17x17 strict mazes: {int(family['n_groups'].iloc[0])} mazes per update, "
-                    f"{int(family['max_updates'].iloc[0])} updates; held-out -log pass@k (lower is better), mean +- sd over seeds",
+                    f"{int(family['max_updates'].iloc[0])} updates; held-out -log pass@k (lower is better), "
+                    "mean +- sd over seeds",
                     fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

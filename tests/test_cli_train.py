@@ -8,6 +8,7 @@ with sampled pass@k.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from sb3_maxrl.cli.train import (
     build_parser,
     check_flags,
     main,
+    protocol_recipe,
     resolve_hyperparams,
     resolve_strict_maze_settings,
     train,
@@ -227,6 +229,18 @@ def test_the_paper_update_is_one_flag_away() -> None:
         check_flags(parser.parse_args(["--env", "MaxRL/Maze-9x9-v0", "--paper-update"]))
 
 
+def test_a_minigrid_protocol_gives_the_family_ppos_update_and_the_paper_update_on_request() -> None:
+    parser = build_parser()
+    lava = ["--env", "MiniGrid-LavaCrossingS9N2-v0", "--compare", "ppo"]
+    recipe = protocol_recipe(parser.parse_args(lava))
+    family = (recipe.n_epochs, recipe.batch_size, recipe.clip_range)
+    assert family == (recipe.ppo_n_epochs, recipe.ppo_batch_size, recipe.ppo_clip_range) == (4, 256, 0.2)
+    paper = protocol_recipe(parser.parse_args([*lava, "--paper-update", "--timesteps", "5000"]))
+    assert (paper.n_epochs, paper.batch_size, paper.clip_range, paper.timesteps) == (1, None, None, 5000)
+    assert replace(paper, n_epochs=4, batch_size=256, clip_range=0.2, timesteps=recipe.timesteps) == recipe
+    check_flags(parser.parse_args([*lava, "--paper-update"]))  # the protocol takes it: no error
+
+
 def test_strict_maze_flags_and_their_errors(tmp_path: Path) -> None:
     parser = build_parser()
     log_dir = ["--log-dir", str(tmp_path / "runs")]
@@ -366,6 +380,19 @@ def test_a_strict_maze_with_ppo_runs_the_protocol_with_the_main_jobs_recipe(tmp_
     assert recipe["n_envs"] == 128 and list(recipe["ks"]) == list(TABLE_KS)
     maxrl, ppo = (row for row in summary["table"] if row["method"] != "base")
     assert 0 < maxrl["timesteps"] <= 2 * 8 * 16 * 36 and ppo["method"] == "ppo"  # 2 updates, <= 36 moves an episode
+
+
+def test_settings_the_protocol_would_drop_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "maxrl.yml"
+    config.write_text("ent_coef: 0.01\nn_epochs: 2\n")
+    parser = build_parser()
+    with pytest.raises(ValueError, match=r"\['ent_coef'\] cannot reach the protocol run of --compare ppo"):
+        protocol_recipe(parser.parse_args(["--compare", "ppo", "--config", str(config)]))
+    config.write_text("n_epochs: 2\n")  # a recipe setting reaches it
+    assert protocol_recipe(parser.parse_args(["--compare", "ppo", "--config", str(config)])).n_epochs == 2
+    config.write_text("policy_kwargs: dict(net_arch=[32], ortho_init=False)\n")
+    with pytest.raises(ValueError, match=r"\['policy_kwargs'\] cannot reach"):
+        protocol_recipe(parser.parse_args(["--compare", "ppo", "--config", str(config)]))
 
 
 def test_compare_without_an_expert_says_what_the_protocol_needs() -> None:

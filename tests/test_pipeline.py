@@ -193,3 +193,20 @@ def test_each_cloning_step_draws_its_start_states_without_replacement_and_replac
     assert sorted(few(0)[1].tolist()) == [100, 102]
     with pytest.raises(ValueError, match="solved none of the 2 training start states"):
         _expert_batches(task, [101, 103], 2, seed=0)[0](0)
+
+
+def test_held_out_evaluations_are_spaced_by_updates_when_the_budget_is_updates(tmp_path) -> None:
+    """Four updates, two evaluation points: after updates 2 and 4, whatever PPO's env-step budget says."""
+    from tbparse import SummaryReader
+
+    th.set_num_threads(1)
+    task = strict_maze_task(7)
+    recipe = Recipe(
+        n_train=50, n_validation=8, n_test=8, bc_batch_size=8, bc_max_steps=2, timesteps=10**7, updates=4,
+        group_size=2, n_groups=4, n_envs=8, net_arch=(16,), ks=(1, 16), eval_points=2,
+    )  # fmt: skip
+    result = run_protocol(task, recipe, ("maxrl",), out_dir=tmp_path, verbose=0)
+    scalars = SummaryReader(str(tmp_path / "tb")).scalars
+    evaluations = scalars[scalars["tag"] == "eval/pass@1"]
+    assert len(evaluations) == 2
+    assert result.rows[1]["timesteps"] < 10**7 // 2, "no evaluation waited for the env-step spacing"

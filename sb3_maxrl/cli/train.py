@@ -78,6 +78,7 @@ from sb3_maxrl.common.exact_evaluation import DEFAULT_EXACT_KS, ExactPassAtKResu
 from sb3_maxrl.common.start_states import default_eval_seeds, start_state_keys
 from sb3_maxrl.common.utils import signature_defaults
 from sb3_maxrl.experiments.pipeline import (
+    PAPER_ONE_STEP_UPDATE,
     PPO_METHOD,
     UNREACHABLE_TIMESTEPS,
     Recipe,
@@ -185,9 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--paper-update",
         action="store_true",
-        help="strict mazes: the paper's update (one plain on-policy gradient step per update on 16 episodes x 16 mazes "
-        "at 9x9) instead of the recipe's PPO-style reuse (4 clipped epochs over 4 episodes x 64 mazes, chosen on "
-        "validation mazes: docs/results/strict_mazes.md)",
+        help="the paper's update for the MaxRL family: one plain on-policy gradient step per update (strict mazes: on "
+        "16 episodes x 16 mazes at 9x9) instead of the recipe's PPO-style reuse (strict 9x9 mazes: 4 clipped epochs "
+        "over 4 episodes x 64 mazes, chosen on validation mazes, docs/results/strict_mazes.md; MiniGrid and BabyAI: "
+        "PPO's 4 clipped epochs over minibatches of 256 steps)",
     )
     parser.add_argument(
         "--train-mazes", type=int, help=f"strict mazes: training mazes (default: the recipe's, {recipe.n_train})"
@@ -267,6 +269,44 @@ def has_expert(env_id: str) -> bool:
     return True
 
 
+def protocol_recipe(args: argparse.Namespace) -> Recipe:
+    """
+    The recipe of a protocol run: a strict maze's (:func:`resolve_strict_maze_settings`, its flags included), else
+    the env id's (:func:`~sb3_maxrl.experiments.pipeline.recipe_for`) with ``--timesteps`` and ``--paper-update``.
+
+    :param args: the parsed command line
+    :return: the recipe
+    """
+    if is_strict_maze(args.env):
+        recipe, hyperparams = resolve_strict_maze_settings(args)
+        check_settings_reach_the_recipe(hyperparams, recipe)
+        return recipe
+    overrides: dict[str, Any] = {} if args.timesteps is None else {"timesteps": args.timesteps}
+    if getattr(args, "paper_update", False):
+        overrides |= PAPER_ONE_STEP_UPDATE
+    return recipe_for(args.env, **overrides)
+
+
+def check_settings_reach_the_recipe(hyperparams: dict[str, Any], recipe: Recipe) -> None:
+    """
+    Refuse MaxRL settings that a protocol run (``--compare ... ppo`` on a strict maze) would drop: it fine-tunes
+    every method from the recipe alone.
+
+    :param hyperparams: the main job's MaxRL keyword arguments (:func:`resolve_strict_maze_settings`)
+    :param recipe: the recipe made from them
+    :raises ValueError: naming the settings that would be dropped
+    """
+    carried = recipe.maxrl_kwargs()
+    dropped = sorted(set(hyperparams) - set(carried) - {"policy", "estimator", "n_envs"})
+    dropped += [key for key in ("learning_rate", "policy_kwargs") if hyperparams.get(key, carried[key]) != carried[key]]
+    if dropped:
+        raise ValueError(
+            f"{dropped} cannot reach the protocol run of --compare ppo, which fine-tunes every method from the recipe's "
+            f"settings only ({sorted(carried)}; a constant learning rate; policy_kwargs with net_arch alone). Drop them, "
+            "or compare the MaxRL family without ppo."
+        )
+
+
 def train_protocol(args: argparse.Namespace) -> dict[str, Any]:
     """
     The paper's protocol through :func:`~sb3_maxrl.experiments.pipeline.run_protocol`: layouts split by identity,
@@ -277,13 +317,13 @@ def train_protocol(args: argparse.Namespace) -> dict[str, Any]:
     :param args: the parsed command line
     :return: the protocol's summary
     """
-    if is_strict_maze(args.env):
-        recipe, _ = resolve_strict_maze_settings(args)
-    else:
-        recipe = recipe_for(args.env, **({} if args.timesteps is None else {"timesteps": args.timesteps}))
+    recipe = protocol_recipe(args)
     run_dir = os.path.join(args.log_dir, f"protocol_{args.seed}")
     result = run_protocol(
-        task_for(args.env), recipe, list(dict.fromkeys([args.estimator or "maxrl", *args.compare])), seeds=[args.seed],
+        task_for(args.env),
+        recipe,
+        list(dict.fromkeys([args.estimator or "maxrl", *args.compare])),
+        seeds=[args.seed],
         out_dir=run_dir,
         verbose=1 if args.verbose else 0,
     )

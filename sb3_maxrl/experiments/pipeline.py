@@ -126,6 +126,10 @@ class Task:
         return lambda seed: observation_fingerprint(env.reset(seed=int(seed))[0])
 
 
+#: The paper's update for the MaxRL family: one plain on-policy gradient step on each batch (no reuse, no clip)
+PAPER_ONE_STEP_UPDATE: dict[str, Any] = dict(n_epochs=1, batch_size=None, clip_range=None)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """
@@ -165,8 +169,8 @@ class Recipe:
     :param ks: the ks of the table
     :param eval_samples: episodes per held-out start state when the evaluation is sampled (>= max(ks))
     :param validation_samples: episodes per validation start state for the sampled behaviour-cloning stop
-    :param eval_points: held-out evaluations during each fine-tuning run, logged to TensorBoard under ``eval/``
-        (0: only the final one)
+    :param eval_points: held-out evaluations during each fine-tuning run, logged to TensorBoard under ``eval/``,
+        spaced by updates for a MaxRL-family run whose budget is ``updates``, else by env steps (0: only the final one)
     """
 
     n_train: int = 2000
@@ -553,17 +557,34 @@ def _fine_tune(
 
 
 class _HeldOutEvalCallback(BaseCallback):
-    """Evaluates on the held-out start states every ``every`` env steps and logs pass@k under ``eval/``."""
+    """
+    Evaluates on the held-out start states every ``every`` env steps, or every ``every`` updates for a run whose
+    budget is a number of updates, and logs pass@k under ``eval/``.
 
-    def __init__(self, evaluate: Callable[[Any], dict[str, float]], every: int) -> None:
+    :param evaluate: ``model -> metrics``
+    :param every: env steps (or updates) between evaluations
+    :param in_updates: count updates (rollouts begun after an update) instead of env steps
+    """
+
+    def __init__(self, evaluate: Callable[[Any], dict[str, float]], every: int, in_updates: bool = False) -> None:
         super().__init__()
-        self.evaluate, self.every, self.next_at = evaluate, every, every
+        self.evaluate, self.every, self.next_at, self.in_updates = evaluate, every, every, in_updates
+        self.updates_done = 0
+
+    def _on_rollout_start(self) -> None:
+        if self.in_updates:
+            self._evaluate_if_due(self.updates_done)
+            self.updates_done += 1  # this rollout's update follows it
 
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self.next_at:
+        if not self.in_updates:
+            self._evaluate_if_due(self.num_timesteps)
+        return True
+
+    def _evaluate_if_due(self, progress: int) -> None:
+        if progress >= self.next_at:
             _log_to_tensorboard(self.model, self.evaluate(self.model), "eval", dump=False)
             self.next_at += self.every
-        return True
 
 
 def _log_to_tensorboard(model: Any, metrics: dict[str, float], prefix: str, dump: bool = True) -> None:
@@ -657,9 +678,11 @@ def _run_seed(
             method_started = time.perf_counter()
             callback = None
             if recipe.eval_points > 0:
+                in_updates = recipe.updates is not None and method != PPO_METHOD
                 callback = _HeldOutEvalCallback(
                     lambda m: evaluator(m, start_seeds.test, ks, recipe.eval_samples),
-                    max(timesteps // recipe.eval_points, 1),
+                    max((recipe.updates if in_updates else timesteps) // recipe.eval_points, 1),  # type: ignore[operator]
+                    in_updates=in_updates,
                 )
             model = _fine_tune(
                 task, recipe, base, method, learning_rate, timesteps, start_seeds, seed, tensorboard_log, callback

@@ -30,7 +30,14 @@ from stable_baselines3.common.policies import BasePolicy
 
 from sb3_maxrl.common.behavior_cloning import BehaviorCloningResult
 from sb3_maxrl.common.utils import check_positive_int
-from sb3_maxrl.experiments.pipeline import Recipe, StartSeeds, clone_base, draw_start_seeds, strict_maze_task
+from sb3_maxrl.experiments.pipeline import (
+    PAPER_ONE_STEP_UPDATE,
+    Recipe,
+    StartSeeds,
+    clone_base,
+    draw_start_seeds,
+    strict_maze_task,
+)
 from sb3_maxrl_envs.strict_maze import check_maze_size
 
 #: The ks of the pass@k table: pass@1 (a tie between methods is expected) and the large ks MaxRL is for
@@ -40,9 +47,9 @@ MAX_ENV_SLOTS = 256
 #: The paper protocol's update per maze size (CLAIMS.md claim 1: 9x9 lr 1e-3, 16 mazes x 16 episodes per update, 600
 #: updates; 13x13 lr 3e-4, 32 mazes, 800 updates; 17x17 as 13x13): one plain on-policy gradient step per update
 PAPER_UPDATES: dict[int, dict[str, Any]] = {
-    9: dict(n_groups=16, group_size=16, default_learning_rates=(1e-3,), n_epochs=1, batch_size=None, clip_range=None),
-    13: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), n_epochs=1, batch_size=None, clip_range=None),
-    17: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), n_epochs=1, batch_size=None, clip_range=None),
+    9: dict(n_groups=16, group_size=16, default_learning_rates=(1e-3,), **PAPER_ONE_STEP_UPDATE),
+    13: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), **PAPER_ONE_STEP_UPDATE),
+    17: dict(n_groups=32, group_size=16, default_learning_rates=(3e-4,), **PAPER_ONE_STEP_UPDATE),
 }
 
 
