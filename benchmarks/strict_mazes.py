@@ -12,6 +12,7 @@ The update is an axis of the comparison, the same options for every member of th
 - ``paper``: the paper's one plain on-policy gradient step per update (``n_epochs=1, clip_range=None``);
 - ``reuse``: PPO-style reuse, 4 clipped epochs over one batch of the update (``n_epochs=4, clip_range=0.2``);
 - ``reuse-mb``: the same with minibatches of 512 steps;
+- ``reuse-10x512``: PPO's ``ppo-10x512`` machinery, 10 clipped epochs over minibatches of 512 steps (an ablation);
 
 and so is the split of a fixed number of episodes per update between mazes and episodes per maze (``NxG``: N
 episodes of each of G mazes; 4x64, 8x32, 16x16, 32x8 are 256 episodes each). Stages, each resumable (one result
@@ -57,12 +58,18 @@ UPDATES: dict[str, dict[str, Any]] = {
     "paper": dict(n_epochs=1, clip_range=None, batch_size=None),
     "reuse": dict(n_epochs=4, clip_range=0.2, batch_size=None),
     "reuse-mb": dict(n_epochs=4, clip_range=0.2, batch_size=512),
+    "reuse-10x512": dict(n_epochs=10, clip_range=0.2, batch_size=512),
 }
-#: SB3 PPO's update options on the grid (as many points as each critic-free method's): 256 envs x n_steps per update
-PPO_UPDATES: dict[str, dict[str, int]] = {
+#: SB3 PPO's update options on the grid (as many points as each critic-free method's): 256 envs x n_steps per update.
+#: ``ppo-10x512-novf`` is an ablation: the same update with no learned critic (a value head of zeros, ``vf_coef=0``), so
+#: GAE's advantage is the discounted final reward, normalized per minibatch
+PPO_UPDATES: dict[str, dict[str, Any]] = {
     "ppo-4x2048": dict(n_epochs=4, batch_size=2048, n_steps=32),
     "ppo-10x512": dict(n_epochs=10, batch_size=512, n_steps=16),
+    "ppo-10x512-novf": dict(n_epochs=10, batch_size=512, n_steps=16, vf_coef=0.0),
 }
+#: The PPO points of the tuning grid (the ablation is run by ``--stage probe``)
+PPO_GRID = ("ppo-4x2048", "ppo-10x512")
 FAMILY = ("maxrl", "grpo", "rloo")
 SPLITS = ("4x64", "8x32", "16x16", "32x8")
 #: The env-step budget of every run, per maze size (9x9: the 600 updates of 16 x 16 episodes of the paper protocol)
@@ -244,6 +251,9 @@ def ppo_from_actor(base: MaxRL, venv: Any, run: Run, train_seeds: list[int]) -> 
     )
     model.policy.mlp_extractor.policy_net.load_state_dict(base.policy.latent_net.state_dict())
     model.policy.action_net.load_state_dict(base.policy.action_net.state_dict())
+    if PPO_UPDATES[run.update].get("vf_coef") == 0.0:  # no learned critic: V = 0 everywhere, and no gradient moves it
+        for parameter in model.policy.value_net.parameters():
+            parameter.data.zero_()
     # PPO resets slots itself: queue enough training mazes for the whole run (at least one move per episode)
     rng = np.random.default_rng(run.seed)
     per_slot = run.timesteps // venv.num_envs + 2
@@ -349,7 +359,7 @@ def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
         for seed in args.final_seeds:
             for method in args.methods:
                 if method == "ppo":
-                    best = choose(frame, "ppo", list(PPO_UPDATES))
+                    best = choose(frame, "ppo", list(PPO_GRID))
                     runs.append(replace(template, method="ppo", update=best["update"], learning_rate=best["learning_rate"],
                                         seed=seed, split="test"))
                     continue
@@ -496,9 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", default=[*FAMILY, "ppo"])
     parser.add_argument("--learning-rates", nargs="+", type=float, default=list(TUNE_LEARNING_RATES))
     parser.add_argument("--tune-split", default="4x64", help="NxG of the tuning stage")
-    parser.add_argument("--updates", nargs="+", default=["reuse", "reuse-mb"], choices=("reuse", "reuse-mb"),
+    parser.add_argument("--updates", nargs="+", default=["reuse", "reuse-mb"], choices=("reuse", "reuse-mb", "reuse-10x512"),
                         help="tune: the reuse updates of the family's grid")
-    parser.add_argument("--ppo-updates", nargs="+", default=list(PPO_UPDATES), choices=list(PPO_UPDATES),
+    parser.add_argument("--ppo-updates", nargs="+", default=list(PPO_GRID), choices=list(PPO_UPDATES),
                         help="tune: PPO's update options (as many grid points as each critic-free method's)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS))
     parser.add_argument("--final-seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5], help="not the tuning seed 0")

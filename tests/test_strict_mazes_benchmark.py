@@ -70,3 +70,23 @@ def test_a_stage_that_needs_validation_runs_says_so() -> None:
     args.timesteps = 1000
     with pytest.raises(SystemExit, match="run --stage tune"):
         stage_runs(args, validation_frame({("ppo", "ppo-4x2048", 1e-3): 0.1}))
+
+
+def test_the_no_critic_ppo_ablation_keeps_a_value_of_zero_while_its_actor_learns() -> None:
+    import numpy as np
+    import torch as th
+
+    from benchmarks.strict_mazes import Run, ppo_from_actor
+    from sb3_maxrl import MaxRL
+    from sb3_maxrl_envs.strict_maze import StrictMazeVecEnv
+
+    th.set_num_threads(1)
+    venv = StrictMazeVecEnv(8, 5, seed=0)  # small mazes: some episodes succeed, so advantages are not all zero
+    base = MaxRL("MlpPolicy", venv, n_groups=2, group_size=4, policy_kwargs=dict(net_arch=[128, 128]), seed=0)
+    run = Run(size=9, method="ppo", update="ppo-10x512-novf", learning_rate=1e-3, seed=0, split="test", timesteps=1024)
+    model = ppo_from_actor(base, venv, run, list(range(50)))
+    actor_before = [p.detach().clone() for p in model.policy.action_net.parameters()]
+    model.learn(1024)
+    values = model.policy.predict_values(th.as_tensor(np.asarray(venv.reset()), dtype=th.float32))
+    assert th.count_nonzero(values) == 0 and all(th.count_nonzero(p) == 0 for p in model.policy.value_net.parameters())
+    assert any(not th.equal(a, b) for a, b in zip(actor_before, model.policy.action_net.parameters(), strict=True))
