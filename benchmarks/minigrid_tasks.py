@@ -9,6 +9,8 @@ deterministic navigation tasks, sampled for BabyAI.
 
     python -m benchmarks.minigrid_tasks --quick --workers 1          # the reduced run (one seed, one lr per method)
     python -m benchmarks.minigrid_tasks --grid --seeds 1 2 3 4 5     # the full run
+    python -m benchmarks.minigrid_tasks --seeds 1 2 3 4 5 --methods ppo --no-ppo-critic --chosen-from minigrid_tasks \
+        --tag _ppo_no_critic                                          # the ablation: PPO without a learned critic
 
 ``--grid`` first runs the learning-rate grid :data:`GRID` on the tuning seed (``--tune-seed``, 0) and chooses each
 method's rate on the validation layouts (:func:`~sb3_maxrl.experiments.pipeline.validation_score`); the reported
@@ -75,6 +77,7 @@ class Job:
     :param learning_rates: candidate learning rates per method (several: chosen on validation)
     :param overrides: other recipe settings (the reduced budgets of ``--quick``, ``--timesteps``)
     :param out_dir: where the pipeline writes this job's outputs
+    :param methods: the methods fine-tuned from the base
     """
 
     task_id: str
@@ -82,6 +85,7 @@ class Job:
     learning_rates: dict[str, tuple[float, ...]]
     overrides: dict[str, Any]
     out_dir: Path
+    methods: tuple[str, ...] = METHODS
 
     def recipe(self) -> Recipe:
         return recipe_for(self.task_id, **self.overrides, learning_rates=dict(self.learning_rates))
@@ -93,7 +97,7 @@ class Job:
 def run_job(job: Job) -> None:
     """Run one job through the library's pipeline (its outputs land in ``job.out_dir``)."""
     th.set_num_threads(1)
-    run_protocol(task_for(job.task_id), job.recipe(), METHODS, seeds=[job.seed], out_dir=job.out_dir)
+    run_protocol(task_for(job.task_id), job.recipe(), job.methods, seeds=[job.seed], out_dir=job.out_dir)
 
 
 def run_jobs(jobs: Sequence[Job], workers: int) -> None:
@@ -188,6 +192,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the reduced budgets of QUICK")
     parser.add_argument("--workers", type=int, default=1, help="jobs (task x seed) run in parallel")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument(
+        "--no-ppo-critic",
+        action="store_true",
+        help="an ablation: PPO with no learned critic (Recipe.ppo_learned_critic=False)",
+    )
+    parser.add_argument(
+        "--chosen-from",
+        default=None,
+        metavar="STEM",
+        help="take each method's learning rate from the --grid choice of another run (its results stem)",
+    )
     args = parser.parse_args()
     if args.grid and args.tune_seed in args.seeds:
         parser.error(f"--tune-seed {args.tune_seed} is among the reported --seeds: report seeds the grid did not see")
@@ -197,21 +213,28 @@ def main() -> None:
 
     def overrides(task_id: str) -> dict[str, Any]:
         changes = dict(QUICK.get(task_id, {})) if args.quick else {}
+        changes |= dict(ppo_learned_critic=False) if args.no_ppo_critic else {}
         return changes | ({} if args.timesteps is None else dict(timesteps=args.timesteps))
 
     def task_dir(task_id: str) -> Path:
         return out_dir / task_id.replace("/", "_")
 
+    methods = tuple(args.methods)
     learning_rates = {task_id: dict(recipe_for(task_id).learning_rates) for task_id in args.tasks}
     if args.grid:
         tune_dirs = {t: task_dir(t) / f"tune_seed{args.tune_seed}" for t in args.tasks}
-        tune_jobs = [Job(t, args.tune_seed, GRID, overrides(t), tune_dirs[t]) for t in args.tasks]
+        tune_jobs = [Job(t, args.tune_seed, GRID, overrides(t), tune_dirs[t], methods) for t in args.tasks]
         run_jobs(tune_jobs, args.workers)
         learning_rates = {job.task_id: chosen_learning_rates(job.out_dir) for job in tune_jobs}
-        for task_id, chosen in learning_rates.items():
-            print(f"{task_id}: chosen on validation {chosen}", flush=True)
+    elif args.chosen_from is not None:
+        chosen_dir = RESULTS / args.chosen_from
+        learning_rates = {t: chosen_learning_rates(chosen_dir / t / f"tune_seed{args.tune_seed}") for t in args.tasks}
+    for task_id, chosen in learning_rates.items():
+        print(f"{task_id}: learning rates {chosen}", flush=True)
     jobs = [
-        Job(t, seed, learning_rates[t], overrides(t), task_dir(t) / f"seed{seed}") for t in args.tasks for seed in args.seeds
+        Job(t, seed, learning_rates[t], overrides(t), task_dir(t) / f"seed{seed}", methods)
+        for t in args.tasks
+        for seed in args.seeds
     ]
     run_jobs(jobs, args.workers)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -210,3 +211,19 @@ def test_held_out_evaluations_are_spaced_by_updates_when_the_budget_is_updates(t
     evaluations = scalars[scalars["tag"] == "eval/pass@1"]
     assert len(evaluations) == 2
     assert result.rows[1]["timesteps"] < 10**7 // 2, "no evaluation waited for the env-step spacing"
+
+
+def test_the_no_critic_ablation_keeps_ppos_value_at_zero(tmp_path) -> None:
+    from stable_baselines3 import PPO
+
+    th.set_num_threads(1)
+    recipe = Recipe(
+        n_train=50, n_validation=8, n_test=8, bc_batch_size=8, bc_max_steps=2, timesteps=512, n_envs=8, net_arch=(16,),
+        ppo_n_steps=32, ppo_batch_size=64, ks=(1, 16), ppo_learned_critic=False,
+    )  # fmt: skip
+    run_protocol(strict_maze_task(7), recipe, ("ppo",), out_dir=tmp_path, verbose=0)
+    (saved,) = (tmp_path / "models").glob("ppo_*.zip")
+    value_head = PPO.load(saved).policy.value_net
+    assert all(th.count_nonzero(parameter) == 0 for parameter in value_head.parameters())
+    with_critic = run_protocol(strict_maze_task(7), replace(recipe, ppo_learned_critic=True), ("ppo",), verbose=0)
+    assert with_critic.summary["recipe"]["ppo_learned_critic"] is True

@@ -166,6 +166,8 @@ class Recipe:
     :param ppo_n_epochs: PPO's epochs per update
     :param ppo_clip_range: PPO's clip
     :param ppo_gamma: PPO's discount
+    :param ppo_learned_critic: False for an ablation: PPO with no learned critic (a value head of zeros and
+        ``vf_coef=0``, so GAE's advantage is the discounted final reward, normalized per minibatch)
     :param ks: the ks of the table
     :param eval_samples: episodes per held-out start state when the evaluation is sampled (>= max(ks))
     :param validation_samples: episodes per validation start state for the sampled behaviour-cloning stop
@@ -198,6 +200,7 @@ class Recipe:
     ppo_n_epochs: int = 4
     ppo_clip_range: float = 0.2
     ppo_gamma: float = 0.99
+    ppo_learned_critic: bool = True
     ks: tuple[int, ...] = (1, 16, 64, 256)
     eval_samples: int = 256
     validation_samples: int = 16
@@ -490,7 +493,7 @@ def _ppo_from_actor(
     seed: int,
     tensorboard_log: str | None,
 ) -> PPO:
-    """SB3 PPO whose actor is the cloned base (latent net and action head copied), with a fresh critic."""
+    """SB3 PPO whose actor is the cloned base (latent net and action head copied), with a fresh critic (or none)."""
     net_arch = list(recipe.net_arch)
     model = PPO(
         "MlpPolicy",
@@ -501,6 +504,7 @@ def _ppo_from_actor(
         n_epochs=recipe.ppo_n_epochs,
         clip_range=recipe.ppo_clip_range,
         gamma=recipe.ppo_gamma,
+        vf_coef=0.5 if recipe.ppo_learned_critic else 0.0,
         max_grad_norm=recipe.max_grad_norm,
         policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch)),
         tensorboard_log=tensorboard_log,
@@ -509,6 +513,9 @@ def _ppo_from_actor(
     model.policy.features_extractor.load_state_dict(base.policy.features_extractor.state_dict())
     model.policy.mlp_extractor.policy_net.load_state_dict(base.policy.latent_net.state_dict())
     model.policy.action_net.load_state_dict(base.policy.action_net.state_dict())
+    if not recipe.ppo_learned_critic:  # V = 0 everywhere, and with vf_coef = 0 no gradient moves it
+        for parameter in model.policy.value_net.parameters():
+            parameter.data.zero_()
     # PPO resets env slots itself: queue training start states for the whole run (each episode takes >= 1 step)
     rng = np.random.default_rng(seed)
     per_slot = timesteps // venv.num_envs + recipe.ppo_n_steps + 2
