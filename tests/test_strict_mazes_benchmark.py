@@ -90,3 +90,13 @@ def test_the_no_critic_ppo_ablation_keeps_a_value_of_zero_while_its_actor_learns
     values = model.policy.predict_values(th.as_tensor(np.asarray(venv.reset()), dtype=th.float32))
     assert th.count_nonzero(values) == 0 and all(th.count_nonzero(p) == 0 for p in model.policy.value_net.parameters())
     assert any(not th.equal(a, b) for a, b in zip(actor_before, model.policy.action_net.parameters(), strict=True))
+
+
+def test_the_main_jobs_ppo_is_the_benchmarks_validation_choice() -> None:
+    from sb3_maxrl.experiments.strict_mazes import RECIPES
+
+    recipe, chosen = RECIPES[9], PPO_UPDATES["ppo-10x512"]
+    assert (recipe.ppo_n_epochs, recipe.ppo_batch_size, recipe.ppo_n_steps) == (
+        chosen["n_epochs"], chosen["batch_size"], chosen["n_steps"]
+    )  # fmt: skip
+    assert recipe.learning_rates_of("ppo") == (1e-3,) and recipe.n_envs == 256  # the benchmark's 256 maze slots

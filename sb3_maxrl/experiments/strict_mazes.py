@@ -94,9 +94,10 @@ def strict_maze_recipe(updates: int, timesteps: int, **changes: Any) -> Recipe:
 
 
 #: The settings per maze size. 9x9: PPO-style reuse (4 clipped epochs, one batch) on 4 episodes x 64 mazes at lr 1e-3,
-#: MaxRL's best on validation mazes among lr {3e-4, 1e-3, 3e-3} x splits {4x64, 8x32, 16x16, 32x8} at the same
-#: env-step budget (``python -m benchmarks.strict_mazes --stage tune`` / ``--stage splits``); 13x13 and 17x17 keep
-#: the paper's update, which the reuse grid has not been run on. The env-step budgets are the benchmark's.
+#: MaxRL's best on validation mazes among lr {3e-4, 1e-3, 3e-3} x splits {4x64, 8x32, 16x16, 32x8} x one batch or
+#: minibatches of 512 at the same env-step budget (``python -m benchmarks.strict_mazes --stage tune`` / ``--stage
+#: splits``), and SB3 PPO (``--compare ppo``) with its validation best, 10 epochs over minibatches of 512 at lr 1e-3;
+#: 13x13 and 17x17 keep the paper's update. The env-step budgets are the benchmark's.
 RECIPES: dict[int, Recipe] = {
     9: strict_maze_recipe(
         600,
@@ -107,6 +108,10 @@ RECIPES: dict[int, Recipe] = {
         n_epochs=4,
         batch_size=None,
         clip_range=0.2,
+        learning_rates={"ppo": (1e-3,)},
+        ppo_n_steps=16,
+        ppo_batch_size=512,
+        ppo_n_epochs=10,
     ),
     13: strict_maze_recipe(800, 4_000_000, **PAPER_UPDATES[13]),
     17: strict_maze_recipe(800, 4_000_000, **PAPER_UPDATES[17]),
