@@ -44,3 +44,21 @@ def test_gitignore_covers_what_the_readme_commands_create() -> None:
     ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().split()
     for path in (".venv/", "plots/", "runs/"):
         assert path in ignored, f"{path} (created by a README command) is not in .gitignore"
+
+
+def test_the_readme_own_task_snippet_runs_the_protocol_on_its_env(tmp_path: Path, monkeypatch) -> None:
+    import torch as th
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = next(s for s in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "run_protocol" in s)
+    tiny = snippet.replace("timesteps=50_000", "timesteps=400, group_size=2, n_groups=4, n_envs=4, ppo_n_steps=32")
+    tiny = tiny.replace("eval_samples=256, validation_samples=64", "eval_samples=16, validation_samples=8, ks=(1, 16)")
+    assert tiny.count("timesteps=400") == 1 and "ks=(1, 16)" in tiny, "the snippet changed: update the substitutions"
+    th.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(tiny, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert [row["method"] for row in result.rows] == ["base", "maxrl", "grpo", "rloo", "ppo"]
+    assert result.summary["start_states"] == dict(train=12, validation=4, test=4)
+    assert (tmp_path / "runs" / "ledge" / "summary.json").is_file()
