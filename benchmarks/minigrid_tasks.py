@@ -30,7 +30,7 @@ import json
 import multiprocessing
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +57,10 @@ TASKS = (
 METHODS = ("maxrl", "grpo", "rloo", PPO_METHOD)
 #: The learning-rate grid of ``--grid``: the same two points for every method, chosen on the validation layouts
 GRID: dict[str, tuple[float, ...]] = {method: (3e-4, 1e-3) for method in METHODS}
-#: The reduced run: budgets cut so that three tasks fit about 15 CPU-minutes (8 start states x 16 episodes per update)
+#: The reduced run: one seed and cut budgets (8 start states x 16 episodes per update), about 15 CPU-minutes
 QUICK: dict[str, dict[str, Any]] = {
     "MiniGrid-LavaCrossingS9N2-v0": dict(timesteps=80_000, n_groups=8, bc_eval_freq=2),
+    "MiniGrid-LavaCrossingS11N5-v0": dict(timesteps=60_000, n_groups=8, bc_eval_freq=2),
     "MiniGrid-SimpleCrossingS11N5-v0": dict(n_train=500, n_test=128, timesteps=60_000, n_groups=8, bc_eval_freq=2),
     "BabyAI-GoToRedBallGrey-v0": dict(
         n_train=500, n_validation=16, n_test=32, timesteps=30_000, n_groups=8, ks=(1, 4, 16, 32), eval_samples=32
@@ -91,7 +92,20 @@ class Job:
         return recipe_for(self.task_id, **self.overrides, learning_rates=dict(self.learning_rates))
 
     def done(self) -> bool:
-        return (self.out_dir / "summary.json").exists()
+        """
+        Whether the job's outputs are there, from the same settings.
+
+        :raises SystemExit: when they were made with other settings (a new ``--tag`` keeps both)
+        """
+        path = self.out_dir / "summary.json"
+        if not path.exists():
+            return False
+        summary = json.loads(path.read_text())
+        wanted = json.loads(json.dumps(dict(recipe=asdict(self.recipe()), methods=list(self.methods))))
+        defaults = json.loads(json.dumps(asdict(Recipe())))  # a field added later defaults to the old behaviour
+        if dict(recipe=defaults | summary["recipe"], methods=summary["methods"]) != wanted:
+            raise SystemExit(f"{self.out_dir} holds a run with other settings: pass another --tag, or remove it.")
+        return True
 
 
 def run_job(job: Job) -> None:
@@ -146,11 +160,13 @@ def load_result(out_dirs: Sequence[Path]) -> ProtocolResult:
 
 
 def _number(value: str) -> Any:
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    """A CSV cell as the int or float it was written from (``repr`` of a Python number), else the text."""
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            continue
+    return value
 
 
 def plot(results: dict[str, ProtocolResult], path: Path) -> None:

@@ -68,8 +68,9 @@ PPO_UPDATES: dict[str, dict[str, Any]] = {
     "ppo-10x512": dict(n_epochs=10, batch_size=512, n_steps=16),
     "ppo-10x512-novf": dict(n_epochs=10, batch_size=512, n_steps=16, vf_coef=0.0),
 }
-#: The PPO points of the tuning grid (the ablation is run by ``--stage probe``)
+#: The PPO points of the default tuning grid; ablations are never chosen (run them with ``--stage probe``)
 PPO_GRID = ("ppo-4x2048", "ppo-10x512")
+PPO_ABLATIONS = ("ppo-10x512-novf",)
 FAMILY = ("maxrl", "grpo", "rloo")
 SPLITS = ("4x64", "8x32", "16x16", "32x8")
 #: The env-step budget of every run, per maze size (9x9: the 600 updates of 16 x 16 episodes of the paper protocol)
@@ -303,7 +304,7 @@ def choose_family_update(frame: pd.DataFrame, methods: Sequence[str]) -> str:
     def family_score(update: str) -> float:
         return float(np.mean([validation_score_of(frame, m, choose(frame, m, (update,))) for m in family]))
 
-    tuned = [u for u in ("reuse", "reuse-mb") if u in set(frame.loc[frame["method"].isin(family), "update"])]
+    tuned = [u for u in UPDATES if u != "paper" and u in set(frame.loc[frame["method"].isin(family), "update"])]
     if not tuned:
         raise SystemExit(f"No validation runs of {family} with a reuse update: run --stage tune first.")
     return min(tuned, key=family_score)
@@ -359,7 +360,7 @@ def stage_runs(args: argparse.Namespace, frame: pd.DataFrame) -> list[Run]:
         for seed in args.final_seeds:
             for method in args.methods:
                 if method == "ppo":
-                    best = choose(frame, "ppo", list(PPO_GRID))
+                    best = choose(frame, "ppo", [u for u in PPO_UPDATES if u not in PPO_ABLATIONS])
                     runs.append(replace(template, method="ppo", update=best["update"], learning_rate=best["learning_rate"],
                                         seed=seed, split="test"))
                     continue

@@ -225,20 +225,27 @@ def test_the_paper_update_is_one_flag_away() -> None:
     assert (hyperparams["n_epochs"], hyperparams["clip_range"]) == (1, None)  # one plain on-policy step per update
     assert (hyperparams["group_size"], hyperparams["n_groups"], hyperparams["n_envs"]) == (16, 16, 256)
     assert (recipe.updates, recipe.n_train) == (RECIPES[9].updates, RECIPES[9].n_train)  # the same budget and mazes
-    with pytest.raises(ValueError, match="--paper-update applies only to the strict-maze pipeline"):
+    with pytest.raises(ValueError, match=r"--paper-update applies only to the strict-maze pipeline .* not to training"):
         check_flags(parser.parse_args(["--env", "MaxRL/Maze-9x9-v0", "--paper-update"]))
 
 
 def test_a_minigrid_protocol_gives_the_family_ppos_update_and_the_paper_update_on_request() -> None:
     parser = build_parser()
     lava = ["--env", "MiniGrid-LavaCrossingS9N2-v0", "--compare", "ppo"]
-    recipe = protocol_recipe(parser.parse_args(lava))
+    recipe, estimator = protocol_recipe(parser.parse_args(lava))
     family = (recipe.n_epochs, recipe.batch_size, recipe.clip_range)
     assert family == (recipe.ppo_n_epochs, recipe.ppo_batch_size, recipe.ppo_clip_range) == (4, 256, 0.2)
-    paper = protocol_recipe(parser.parse_args([*lava, "--paper-update", "--timesteps", "5000"]))
+    assert estimator == "maxrl"
+    paper, _ = protocol_recipe(parser.parse_args([*lava, "--paper-update", "--timesteps", "5000"]))
     assert (paper.n_epochs, paper.batch_size, paper.clip_range, paper.timesteps) == (1, None, None, 5000)
     assert replace(paper, n_epochs=4, batch_size=256, clip_range=0.2, timesteps=recipe.timesteps) == recipe
     check_flags(parser.parse_args([*lava, "--paper-update"]))  # the protocol takes it: no error
+    flags = ["--group-size", "4", "--n-groups", "32", "--n-envs", "16", "--learning-rate", "3e-4", "--estimator", "grpo"]
+    changed, estimator = protocol_recipe(parser.parse_args([*lava, *flags]))
+    assert (changed.group_size, changed.n_groups, changed.n_envs, changed.default_learning_rates) == (4, 32, 16, (3e-4,))
+    assert estimator == "grpo"
+    with pytest.raises(ValueError, match="--config, --eval-samples cannot reach the protocol run"):
+        protocol_recipe(parser.parse_args([*lava, "--config", "--eval-samples", "8"]))
 
 
 def test_strict_maze_flags_and_their_errors(tmp_path: Path) -> None:
@@ -251,7 +258,7 @@ def test_strict_maze_flags_and_their_errors(tmp_path: Path) -> None:
         (["--train-start-states", "8"], "--train-start-states does not apply"),
         (["--env", MAZE, "--updates", "10"], "^--updates applies only to the strict-maze pipeline"),
         (["--env", MAZE, "--compare", "grpo"], "^--compare runs the paper.s weak-base protocol, which needs an expert"),
-        (["--env", MAZE, "--updates", "5"], "^--updates applies only .* use --timesteps for the budget of other envs"),
+        (["--env", MAZE, "--updates", "5"], "^--updates applies only .* use --timesteps for its budget"),
         (["--env", MAZE, "--train-mazes", "100", "--updates", "3"], "^--updates, --train-mazes apply only"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -388,8 +395,9 @@ def test_settings_the_protocol_would_drop_are_refused(tmp_path: Path) -> None:
     parser = build_parser()
     with pytest.raises(ValueError, match=r"\['ent_coef'\] cannot reach the protocol run of --compare ppo"):
         protocol_recipe(parser.parse_args(["--compare", "ppo", "--config", str(config)]))
-    config.write_text("n_epochs: 2\n")  # a recipe setting reaches it
-    assert protocol_recipe(parser.parse_args(["--compare", "ppo", "--config", str(config)])).n_epochs == 2
+    config.write_text("n_epochs: 2\nestimator: grpo\n")  # a recipe setting, and the main run's estimator, reach it
+    recipe, estimator = protocol_recipe(parser.parse_args(["--compare", "ppo", "--config", str(config)]))
+    assert recipe.n_epochs == 2 and estimator == "grpo"
     config.write_text("policy_kwargs: dict(net_arch=[32], ortho_init=False)\n")
     with pytest.raises(ValueError, match=r"\['policy_kwargs'\] cannot reach"):
         protocol_recipe(parser.parse_args(["--compare", "ppo", "--config", str(config)]))

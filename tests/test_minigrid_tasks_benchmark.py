@@ -31,3 +31,24 @@ def test_jobs_of_single_seeds_read_back_as_one_result_with_the_validation_choice
     np.testing.assert_allclose(table["maxrl"]["neg_log_pass@16"], np.mean([r.rows[1]["neg_log_pass@16"] for r in results]))
     chosen = chosen_learning_rates(tmp_path / "seed1")
     assert chosen == {"maxrl": (results[0].rows[1]["learning_rate"],), "ppo": (3e-4,)}
+
+
+def test_a_finished_job_is_reused_only_for_the_same_settings(tmp_path) -> None:
+    import json
+    from dataclasses import asdict
+
+    import pytest
+
+    from benchmarks.minigrid_tasks import METHODS, Job
+
+    job = Job("MiniGrid-LavaCrossingS9N2-v0", 1, {"maxrl": (1e-3,)}, {}, tmp_path)
+    assert not job.done()
+    summary = dict(recipe=asdict(job.recipe()), methods=list(METHODS), runs=[])
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert job.done()
+    del summary["recipe"]["ppo_learned_critic"]  # a run written before the field existed: its default is assumed
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert job.done()
+    changed = Job("MiniGrid-LavaCrossingS9N2-v0", 1, {"maxrl": (1e-3,)}, {"ppo_learned_critic": False}, tmp_path)
+    with pytest.raises(SystemExit, match="holds a run with other settings"):
+        changed.done()

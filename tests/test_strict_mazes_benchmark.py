@@ -93,6 +93,10 @@ def test_the_no_critic_ppo_ablation_keeps_a_value_of_zero_while_its_actor_learns
 
 
 def test_the_main_jobs_ppo_is_the_benchmarks_validation_choice() -> None:
+    import inspect
+
+    from stable_baselines3 import PPO
+
     from sb3_maxrl.experiments.strict_mazes import RECIPES
 
     recipe, chosen = RECIPES[9], PPO_UPDATES["ppo-10x512"]
@@ -100,3 +104,5 @@ def test_the_main_jobs_ppo_is_the_benchmarks_validation_choice() -> None:
         chosen["n_epochs"], chosen["batch_size"], chosen["n_steps"]
     )  # fmt: skip
     assert recipe.learning_rates_of("ppo") == (1e-3,) and recipe.n_envs == 256  # the benchmark's 256 maze slots
+    benchmark_clip = inspect.signature(PPO).parameters["max_grad_norm"].default  # ppo_from_actor keeps SB3's
+    assert recipe.ppo_max_grad_norm == benchmark_clip == 0.5

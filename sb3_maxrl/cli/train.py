@@ -269,22 +269,36 @@ def has_expert(env_id: str) -> bool:
     return True
 
 
-def protocol_recipe(args: argparse.Namespace) -> Recipe:
+def protocol_recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
     """
-    The recipe of a protocol run: a strict maze's (:func:`resolve_strict_maze_settings`, its flags included), else
-    the env id's (:func:`~sb3_maxrl.experiments.pipeline.recipe_for`) with ``--timesteps`` and ``--paper-update``.
+    The recipe and the main estimator of a protocol run: a strict maze's (:func:`resolve_strict_maze_settings`, its
+    flags and ``--config`` included), else the env id's (:func:`~sb3_maxrl.experiments.pipeline.recipe_for`) with
+    ``--timesteps``, ``--paper-update``, ``--group-size``, ``--n-groups``, ``--n-envs`` and ``--learning-rate``.
 
     :param args: the parsed command line
-    :return: the recipe
+    :return: the recipe and the estimator whose run the others are compared with
+    :raises ValueError: for settings the run would drop
     """
     if is_strict_maze(args.env):
         recipe, hyperparams = resolve_strict_maze_settings(args)
         check_settings_reach_the_recipe(hyperparams, recipe)
-        return recipe
+        return recipe, str(hyperparams["estimator"])
+    dropped = ["--config"] if args.config is not None else []
+    given = [flag for flag in OTHER_ENV_FLAGS if flag != "timesteps" and getattr(args, flag) is not None]
+    dropped += [f"--{flag.replace('_', '-')}" for flag in given]
+    if dropped:
+        raise ValueError(
+            f"{', '.join(dropped)} cannot reach the protocol run on {args.env}, whose settings are its recipe "
+            "(sb3_maxrl.experiments.pipeline.RECIPES): change them with --timesteps, --group-size, --n-groups, --n-envs, "
+            "--learning-rate or --paper-update, or from Python with recipe_for(env_id, **changes)."
+        )
     overrides: dict[str, Any] = {} if args.timesteps is None else {"timesteps": args.timesteps}
+    overrides |= {key: getattr(args, key) for key in ("group_size", "n_groups", "n_envs") if getattr(args, key) is not None}
+    if args.learning_rate is not None:
+        overrides["default_learning_rates"] = (float(args.learning_rate),)
     if getattr(args, "paper_update", False):
         overrides |= PAPER_ONE_STEP_UPDATE
-    return recipe_for(args.env, **overrides)
+    return recipe_for(args.env, **overrides), args.estimator or "maxrl"
 
 
 def check_settings_reach_the_recipe(hyperparams: dict[str, Any], recipe: Recipe) -> None:
@@ -317,12 +331,12 @@ def train_protocol(args: argparse.Namespace) -> dict[str, Any]:
     :param args: the parsed command line
     :return: the protocol's summary
     """
-    recipe = protocol_recipe(args)
+    recipe, estimator = protocol_recipe(args)
     run_dir = os.path.join(args.log_dir, f"protocol_{args.seed}")
     result = run_protocol(
         task_for(args.env),
         recipe,
-        list(dict.fromkeys([args.estimator or "maxrl", *args.compare])),
+        list(dict.fromkeys([estimator, *args.compare])),
         seeds=[args.seed],
         out_dir=run_dir,
         verbose=1 if args.verbose else 0,
@@ -362,8 +376,8 @@ def check_flags(args: argparse.Namespace) -> None:
         if given:
             raise ValueError(
                 f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to the strict-maze pipeline "
-                f"(--env {STRICT_MAZE_PREFIX}9x9-v0, 13x13 or 17x17), not to --env {args.env}: use --timesteps "
-                "for the budget of other envs."
+                f"(--env {STRICT_MAZE_PREFIX}9x9-v0, 13x13 or 17x17) and to the protocol (--compare on an env with "
+                f"an expert), not to training --env {args.env} from scratch: use --timesteps for its budget."
             )
 
 

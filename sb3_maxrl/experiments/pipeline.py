@@ -153,9 +153,10 @@ class Recipe:
     :param default_learning_rates: the candidates of MaxRL-family methods not named in ``learning_rates``
     :param group_size: N, episodes per start state (MaxRL family)
     :param n_groups: G, start states per update (MaxRL family)
-    :param n_epochs: passes over each update (MaxRL family). The defaults give the family PPO's update machinery
-        (``ppo_n_epochs``, ``ppo_batch_size``, ``ppo_clip_range``), so that a comparison differs in the advantage
-        only; the paper's one plain step is ``n_epochs=1, batch_size=None, clip_range=None``
+    :param n_epochs: passes over each update (MaxRL family). The defaults give the family the epochs, minibatch size
+        and clip of PPO's (``ppo_n_epochs``, ``ppo_batch_size``, ``ppo_clip_range``), so that the update machinery
+        is the same (PPO keeps its critic, GAE and per-minibatch advantage normalization); the paper's one plain step
+        is :data:`PAPER_ONE_STEP_UPDATE`
     :param batch_size: steps per minibatch (MaxRL family; None: one batch)
     :param clip_range: the ratio clip (MaxRL family; None with ``n_epochs=1``: the plain on-policy update)
     :param max_grad_norm: the gradient clip (every method)
@@ -166,6 +167,7 @@ class Recipe:
     :param ppo_n_epochs: PPO's epochs per update
     :param ppo_clip_range: PPO's clip
     :param ppo_gamma: PPO's discount
+    :param ppo_max_grad_norm: PPO's gradient clip; None: ``max_grad_norm``
     :param ppo_learned_critic: False for an ablation: PPO with no learned critic (a value head of zeros and
         ``vf_coef=0``, so GAE's advantage is the discounted final reward, normalized per minibatch)
     :param ks: the ks of the table
@@ -200,6 +202,7 @@ class Recipe:
     ppo_n_epochs: int = 4
     ppo_clip_range: float = 0.2
     ppo_gamma: float = 0.99
+    ppo_max_grad_norm: float | None = None
     ppo_learned_critic: bool = True
     ks: tuple[int, ...] = (1, 16, 64, 256)
     eval_samples: int = 256
@@ -505,7 +508,7 @@ def _ppo_from_actor(
         clip_range=recipe.ppo_clip_range,
         gamma=recipe.ppo_gamma,
         vf_coef=0.5 if recipe.ppo_learned_critic else 0.0,
-        max_grad_norm=recipe.max_grad_norm,
+        max_grad_norm=recipe.max_grad_norm if recipe.ppo_max_grad_norm is None else recipe.ppo_max_grad_norm,
         policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch)),
         tensorboard_log=tensorboard_log,
         seed=seed,
@@ -589,8 +592,8 @@ class _HeldOutEvalCallback(BaseCallback):
         return True
 
     def _evaluate_if_due(self, progress: int) -> None:
-        if progress >= self.next_at:
-            _log_to_tensorboard(self.model, self.evaluate(self.model), "eval", dump=False)
+        if progress >= self.next_at:  # between updates, written at once: no later dump is certain to follow
+            _log_to_tensorboard(self.model, self.evaluate(self.model), "eval", dump=self.in_updates)
             self.next_at += self.every
 
 

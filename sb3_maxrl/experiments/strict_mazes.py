@@ -70,9 +70,10 @@ def strict_maze_recipe(updates: int, timesteps: int, **changes: Any) -> Recipe:
 
     :param updates: fine-tuning updates of every MaxRL-family method
     :param timesteps: PPO's env-step budget when no MaxRL-family method runs (else it gets their median), and the
-        spacing of ``eval_points``
+        spacing of PPO's ``eval_points``
     :param changes: other settings of :class:`~sb3_maxrl.experiments.pipeline.Recipe` (the update: ``n_groups``,
-        ``group_size``, ``default_learning_rates``, ``n_epochs``, ``clip_range``)
+        ``group_size``, ``default_learning_rates``, ``n_epochs``, ``batch_size``, ``clip_range``; give
+        ``batch_size=None`` for one batch, as the Recipe default is PPO's minibatch)
     :return: the recipe, with one env slot per episode of an update (at most :data:`MAX_ENV_SLOTS`)
     """
     recipe = Recipe(
@@ -96,7 +97,8 @@ def strict_maze_recipe(updates: int, timesteps: int, **changes: Any) -> Recipe:
 #: The settings per maze size. 9x9: PPO-style reuse (4 clipped epochs, one batch) on 4 episodes x 64 mazes at lr 1e-3,
 #: MaxRL's best on validation mazes among lr {3e-4, 1e-3, 3e-3} x splits {4x64, 8x32, 16x16, 32x8} x one batch or
 #: minibatches of 512 at the same env-step budget (``python -m benchmarks.strict_mazes --stage tune`` / ``--stage
-#: splits``), and SB3 PPO (``--compare ppo``) with its validation best, 10 epochs over minibatches of 512 at lr 1e-3;
+#: splits``), and SB3 PPO (``--compare ppo``) with its validation best, 10 epochs over minibatches of 512 at lr 1e-3
+#: (SB3's gradient clip of 0.5);
 #: 13x13 and 17x17 keep the paper's update. The env-step budgets are the benchmark's.
 RECIPES: dict[int, Recipe] = {
     9: strict_maze_recipe(
@@ -112,6 +114,7 @@ RECIPES: dict[int, Recipe] = {
         ppo_n_steps=16,
         ppo_batch_size=512,
         ppo_n_epochs=10,
+        ppo_max_grad_norm=0.5,
     ),
     13: strict_maze_recipe(800, 4_000_000, **PAPER_UPDATES[13]),
     17: strict_maze_recipe(800, 4_000_000, **PAPER_UPDATES[17]),

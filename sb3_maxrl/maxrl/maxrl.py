@@ -60,10 +60,10 @@ class MaxRL(OnPolicyAlgorithm):
     end of an episode) into advantages with ``estimator``, and ascends
     ``(1 / (G N)) sum_groups sum_i A_i sum_t log pi(a_t | s_t)``. There is no critic.
 
-    The defaults reuse each update as SB3's PPO does (4 clipped epochs, ``clip_range=0.2``), not the paper's one plain
-    on-policy step (``n_epochs=1, clip_range=None``): with the same reuse, every estimator of the family did better on
-    the package's strict-maze benchmark, MaxRL's held-out -log pass@1 by 2.6-5x at 9x9, and the comparison with PPO
-    is like for like (docs/results/strict_mazes.md).
+    The defaults reuse each update's episodes for 4 clipped epochs (``clip_range=0.2``, one batch), as PPO reuses its
+    rollouts, not the paper's one plain on-policy step (``n_epochs=1, clip_range=None``): on 9x9 strict mazes reuse
+    lowered every estimator's held-out -log pass@1 by 2.6-5x, and it makes the comparison with PPO like for like;
+    at 13x13 it cost GRPO and RLOO coverage (docs/results/strict_mazes.md).
 
     Paper: https://arxiv.org/abs/2602.02710
     Code: https://github.com/tajwarfahim/maxrl (the estimator ``(r - mean) / mean``, here ``estimator="maxrl"``)
