@@ -7,10 +7,11 @@ pass@1 reaches 1%, then every method fine-tunes a copy of that base for the same
 machinery (4 clipped epochs over minibatches of 256 steps, PPO's); pass@k on the held-out layouts, exact for the
 deterministic navigation tasks, sampled for BabyAI.
 
-    python -m benchmarks.minigrid_tasks --quick --workers 1          # the reduced run (one seed, one lr per method)
     python -m benchmarks.minigrid_tasks --grid --seeds 1 2 3 4 5     # the full run
-    python -m benchmarks.minigrid_tasks --seeds 1 2 3 4 5 --methods ppo --no-ppo-critic --chosen-from minigrid_tasks \
-        --tag _ppo_no_critic                                          # the ablation: PPO without a learned critic
+    python -m benchmarks.minigrid_tasks --quick --paper-update       # the earlier reduced run (one seed, one step)
+
+The ablation, PPO without a learned critic from the same bases at the full run's learning rates:
+``--seeds 1 2 3 4 5 --methods ppo --no-ppo-critic --chosen-from minigrid_tasks --tag _ppo_no_critic``.
 
 ``--grid`` first runs the learning-rate grid :data:`GRID` on the tuning seed (``--tune-seed``, 0) and chooses each
 method's rate on the validation layouts (:func:`~sb3_maxrl.experiments.pipeline.validation_score`); the reported
@@ -38,6 +39,7 @@ import torch as th
 
 from benchmarks.common import write_csv
 from sb3_maxrl.experiments.pipeline import (
+    PAPER_ONE_STEP_UPDATE,
     PPO_METHOD,
     ProtocolResult,
     Recipe,
@@ -210,6 +212,11 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument(
+        "--paper-update",
+        action="store_true",
+        help="the MaxRL family takes the paper's one plain on-policy step per update (PAPER_ONE_STEP_UPDATE)",
+    )
+    parser.add_argument(
         "--no-ppo-critic",
         action="store_true",
         help="an ablation: PPO with no learned critic (Recipe.ppo_learned_critic=False)",
@@ -230,6 +237,7 @@ def main() -> None:
     def overrides(task_id: str) -> dict[str, Any]:
         changes = dict(QUICK.get(task_id, {})) if args.quick else {}
         changes |= dict(ppo_learned_critic=False) if args.no_ppo_critic else {}
+        changes |= PAPER_ONE_STEP_UPDATE if args.paper_update else {}
         return changes | ({} if args.timesteps is None else dict(timesteps=args.timesteps))
 
     def task_dir(task_id: str) -> Path:
