@@ -171,6 +171,63 @@ def _number(value: str) -> Any:
     return value
 
 
+def markdown_table(results: dict[str, ProtocolResult], extra: dict[str, ProtocolResult] | None = None) -> str:
+    """
+    One table of every task: -log pass@k (mean +- sd over seeds) per method, the base first, the lowest bold.
+
+    :param results: the runs of every task
+    :param extra: more rows per task (an ablation's methods, renamed), shown under the task's own
+    :return: the markdown
+    """
+    columns = ("1", "16", "64", "max")
+    lines = [
+        "| task (evaluation) | method | lr | seeds | env steps | "
+        + " | ".join(f"-log pass@{k}" if k != "max" else "-log pass@k, largest k" for k in columns)
+        + " |"
+    ]
+    lines.append("|" + "---|" * (5 + len(columns)))
+    for task_id, result in results.items():
+        ks = [k for k in (1, 16, 64) if k in result.ks] + [max(result.ks)]
+        entries = result.table() + ([] if extra is None or task_id not in extra else extra[task_id].table())
+        learning_rates = {row["method"]: row["learning_rate"] for row in result.rows}
+        if extra is not None and task_id in extra:
+            learning_rates |= {row["method"]: row["learning_rate"] for row in extra[task_id].rows}
+        tuned = [entry for entry in entries if entry["method"] != "base"]
+        best = {k: min(entry[f"neg_log_pass@{k}"] for entry in tuned) for k in ks}
+        evaluation = "exact" if result.summary["exact"] else "sampled"
+        label = f"{task_id.removesuffix('-v0')} ({evaluation}, k up to {max(ks)})"
+        for index, entry in enumerate(entries):
+            texts = {}
+            for k in ks:
+                mean, sd = entry[f"neg_log_pass@{k}"], entry[f"neg_log_pass@{k}_sd"]
+                text = f"{mean:.3f} +- {sd:.3f}" if entry["seeds"] > 1 else f"{mean:.3f}"
+                texts[k] = f"**{text}**" if entry["method"] != "base" and mean == best[k] else text
+            cells = [texts[k] if k in texts and k < max(ks) else "-" for k in (1, 16, 64)] + [texts[max(ks)]]
+            method = entry["method"]
+            lr = "-" if method == "base" else f"{learning_rates[method]:g}"
+            lines.append(
+                f"| {label if index == 0 else ''} | {method} | {lr} | {entry['seeds']} | "
+                f"{entry['timesteps']:,} | " + " | ".join(cells) + " |"
+            )
+    return "\n".join(lines)
+
+
+def write_readme_block(stem: str, table: str) -> None:
+    """Replace the README's ``<!-- generated:<stem> -->`` block, if it has one, with the table."""
+    readme = RESULTS.parent.parent / "README.md"
+    begin, end = f"<!-- generated:{stem} -->", f"<!-- /generated:{stem} -->"
+    text = readme.read_text() if readme.exists() else ""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        readme.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
+
+
+def renamed(result: ProtocolResult, suffix: str) -> ProtocolResult:
+    """The result with every method but the base renamed ``<method><suffix>`` and the base rows dropped."""
+    rows = [row | dict(method=row["method"] + suffix) for row in result.rows if row["method"] != "base"]
+    return ProtocolResult(rows=rows, summary=result.summary, ks=result.ks)
+
+
 def plot(results: dict[str, ProtocolResult], path: Path) -> None:
     import matplotlib
 
@@ -227,6 +284,13 @@ def main() -> None:
         metavar="STEM",
         help="take each method's learning rate from the --grid choice of another run (its results stem)",
     )
+    parser.add_argument(
+        "--with-results",
+        default=None,
+        metavar="STEM",
+        help="add another run's methods to the table (e.g. the no-critic ablation's)",
+    )
+    parser.add_argument("--with-suffix", default=" (no critic)", help="appended to the names of --with-results' methods")
     args = parser.parse_args()
     if args.grid and args.tune_seed in args.seeds:
         parser.error(f"--tune-seed {args.tune_seed} is among the reported --seeds: report seeds the grid did not see")
@@ -271,6 +335,14 @@ def main() -> None:
     write_csv(table, RESULTS / f"{stem}.csv")
     write_csv(rows, RESULTS / f"{stem}_rows.csv")
     plot(results, RESULTS / f"{stem}.png")
+    extra = None
+    if args.with_results is not None:
+        other_dir = RESULTS / args.with_results
+        extra = {t: renamed(load_result(sorted((other_dir / t).glob("seed*"))), args.with_suffix) for t in args.tasks
+                 if (other_dir / t).is_dir()}  # fmt: skip
+    table_markdown = markdown_table(results, extra)
+    (RESULTS / f"{stem}.md").write_text(table_markdown + "\n")
+    write_readme_block(stem, table_markdown)
     for task_id, result in results.items():
         print(f"\n{task_id} ({'exact' if result.summary['exact'] else 'sampled'}, {result.summary['seconds']:.0f} s)")
         print(result.markdown())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch as th
 
-from benchmarks.minigrid_tasks import chosen_learning_rates, load_result
+from benchmarks.minigrid_tasks import chosen_learning_rates, load_result, markdown_table, renamed
 from sb3_maxrl.experiments.pipeline import Recipe, run_protocol, strict_maze_task
 
 
@@ -29,6 +29,11 @@ def test_jobs_of_single_seeds_read_back_as_one_result_with_the_validation_choice
     table = {entry["method"]: entry for entry in merged.table()}
     assert table["maxrl"]["seeds"] == 2
     np.testing.assert_allclose(table["maxrl"]["neg_log_pass@16"], np.mean([r.rows[1]["neg_log_pass@16"] for r in results]))
+    table_text = markdown_table({"MaxRL/StrictMaze-7x7-v0": merged}, {"MaxRL/StrictMaze-7x7-v0": renamed(merged, "*")})
+    rows = table_text.splitlines()[2:]
+    assert [row.split(" | ")[1] for row in rows] == ["base", "maxrl", "ppo", "maxrl*", "ppo*"]
+    best_at_1 = min(table[m]["neg_log_pass@1"] for m in ("maxrl", "ppo"))
+    assert sum(f"**{best_at_1:.3f} +- " in row for row in rows) == 2  # the method and its renamed copy
     chosen = chosen_learning_rates(tmp_path / "seed1")
     assert chosen == {"maxrl": (results[0].rows[1]["learning_rate"],), "ppo": (3e-4,)}
 
