@@ -13,7 +13,7 @@ Stable API (other benchmark scripts rely on it; extend, do not change):
   of MaxRL's ``rollout/*`` keys, optional in-training evaluations, wall time).
 - :func:`evaluate` -- pass@k on held-out start states with a stochastic policy (the library's ``evaluate_pass_at_k``).
 - :func:`make_recorder` -- the callback :func:`train` uses (per-rollout logger keys, periodic evaluation).
-- :func:`write_csv`, :func:`plot_seed_bands`, :func:`machine_info`.
+- :func:`write_csv`, :func:`plot_seed_bands`, :func:`machine_info`, :func:`write_readme_block`.
 """
 
 from __future__ import annotations
@@ -289,3 +289,18 @@ def machine_info() -> str:
         f"{cpu}, {os.cpu_count()} cores (shared), {load}, Python {platform.python_version()}, "
         f"torch {th.__version__} ({th.get_num_threads()} thread), SB3 {stable_baselines3.__version__}"
     )
+
+
+def write_readme_block(stem: str, text: str) -> None:
+    """
+    Replace the README's ``<!-- generated:<stem> -->`` block, if it has one, with a generated table.
+
+    :param stem: the block's name (a result's file stem)
+    :param text: the new content
+    """
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    begin, end = f"<!-- generated:{stem} -->", f"<!-- /generated:{stem} -->"
+    content = readme.read_text() if readme.exists() else ""
+    if begin in content and end in content:
+        head, rest = content.split(begin, 1)
+        readme.write_text(f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.common import write_readme_block
 from benchmarks.strict_mazes import KS, RESULTS, Run, records_frame, train_and_evaluate
 from sb3_maxrl.experiments.grid import load_records, run_grid
 
@@ -187,16 +188,6 @@ def markdown(table: pd.DataFrame, experiment: Experiment) -> str:
         cells += ["-" if pd.isna(row[c]) else f"{row[c]:.3f}" for c in coverage]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def write_readme_block(stem: str, text: str) -> None:
-    """Replace the README's ``<!-- generated:<stem> -->`` block, if it has one."""
-    readme = RESULTS.parent.parent / "README.md"
-    begin, end = f"<!-- generated:{stem} -->", f"<!-- /generated:{stem} -->"
-    content = readme.read_text()
-    if begin in content and end in content:
-        head, rest = content.split(begin, 1)
-        readme.write_text(f"{head}{begin}\n{text}\n{end}{rest.split(end, 1)[1]}")
 
 
 def plot(frame: pd.DataFrame, experiment: Experiment, results_dir: Path, path: Path) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch as th
 
-from benchmarks.common import write_csv
+from benchmarks.common import write_csv, write_readme_block
 from sb3_maxrl.experiments.pipeline import (
     PAPER_ONE_STEP_UPDATE,
     PPO_METHOD,
@@ -210,16 +210,6 @@ def markdown_table(results: dict[str, ProtocolResult], extra: dict[str, Protocol
                 f"{entry['timesteps']:,} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
-
-
-def write_readme_block(stem: str, table: str) -> None:
-    """Replace the README's ``<!-- generated:<stem> -->`` block, if it has one, with the table."""
-    readme = RESULTS.parent.parent / "README.md"
-    begin, end = f"<!-- generated:{stem} -->", f"<!-- /generated:{stem} -->"
-    text = readme.read_text() if readme.exists() else ""
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        readme.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
 
 
 def renamed(result: ProtocolResult, suffix: str) -> ProtocolResult:

@@ -42,6 +42,7 @@ import pandas as pd
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
+from benchmarks.common import write_readme_block
 from sb3_maxrl import MaxRL
 from sb3_maxrl.common.exact_evaluation import sample_efficiency_ratio
 from sb3_maxrl.common.noisy_verifier import NoisyVerifier
@@ -405,16 +406,6 @@ def report(frame: pd.DataFrame, results_dir: Path, stem: str) -> pd.DataFrame:
         (RESULTS / f"{stem}_{split}.md").write_text(markdown_table(table, split) + "\n")
     write_readme_block(stem, markdown_table(table, "test"))
     return table
-
-
-def write_readme_block(stem: str, table: str) -> None:
-    """Replace the README's ``<!-- generated:<stem> -->`` block, if it has one, with the held-out table."""
-    readme = RESULTS.parent.parent / "README.md"
-    begin, end = f"<!-- generated:{stem} -->", f"<!-- /generated:{stem} -->"
-    text = readme.read_text() if readme.exists() else ""
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        readme.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
 
 
 def markdown_table(table: pd.DataFrame, split: str) -> str:
