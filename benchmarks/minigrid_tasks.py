@@ -233,6 +233,7 @@ def plot(results: dict[str, ProtocolResult], path: Path) -> None:
             axis.plot(ks, values, marker="o", markersize=3, linestyle="--" if method == "base" else "-", label=method)
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
+        axis.set_ylim(bottom=max(axis.get_ylim()[0], 1e-4))  # an exact 0 (every layout solved) sits below the axis
         axis.set_xlabel("k")
         seeds = len({row["seed"] for row in result.rows})
         evaluation = "exact" if result.summary["exact"] else "sampled"
