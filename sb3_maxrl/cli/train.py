@@ -303,7 +303,7 @@ def protocol_recipe(args: argparse.Namespace) -> tuple[Recipe, str]:
 
 def check_settings_reach_the_recipe(hyperparams: dict[str, Any], recipe: Recipe) -> None:
     """
-    Refuse MaxRL settings that a protocol run (``--compare ... ppo`` on a strict maze) would drop: it fine-tunes
+    Refuse MaxRL settings that a protocol run (``--compare ppo`` on a strict maze) would drop: it fine-tunes
     every method from the recipe alone.
 
     :param hyperparams: the main job's MaxRL keyword arguments (:func:`resolve_strict_maze_settings`)
