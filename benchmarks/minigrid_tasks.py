@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
+import yaml
 
 from benchmarks.common import write_csv, write_readme_block
 from sb3_maxrl.experiments.pipeline import (
@@ -260,6 +261,13 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument(
+        "--recipe",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other Recipe settings, each value read as YAML (e.g. n_groups=2)",
+    )
+    parser.add_argument(
         "--paper-update",
         action="store_true",
         help="the MaxRL family takes the paper's one plain on-policy step per update (PAPER_ONE_STEP_UPDATE)",
@@ -293,6 +301,7 @@ def main() -> None:
         changes = dict(QUICK.get(task_id, {})) if args.quick else {}
         changes |= dict(ppo_learned_critic=False) if args.no_ppo_critic else {}
         changes |= PAPER_ONE_STEP_UPDATE if args.paper_update else {}
+        changes |= {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.recipe)}
         return changes | ({} if args.timesteps is None else dict(timesteps=args.timesteps))
 
     def task_dir(task_id: str) -> Path:
