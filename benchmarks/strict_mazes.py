@@ -432,10 +432,21 @@ def _row_order(value: Any) -> Any:
     return order.get(value, value) if isinstance(value, str) else value
 
 
+def validation_choices(frame: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    """The (update, learning rate) each reference method (PPO, GRPO) chose on validation, where it has runs there."""
+    choices = {}
+    for method, updates in (("ppo", [u for u in PPO_UPDATES if u not in PPO_ABLATIONS]), ("grpo", list(UPDATES))):
+        if not frame.empty and ((frame["method"] == method) & (frame["split"] == "validation")).any():
+            best = choose(frame, method, updates)
+            choices[method] = (best["update"], float(best["learning_rate"]))
+    return choices
+
+
 def efficiency_ratios(results_dir: Path, k: int = 64) -> pd.DataFrame:
     """Per configuration, the mean over seeds of ``sample_efficiency_ratio`` against the same seed's PPO and GRPO runs
     (the validation-chosen ones of the same split), with how many seeds never reach the reference's pass@64."""
     records = [r for r in load_records(results_dir)]
+    chosen = validation_choices(records_frame(results_dir))
     by_seed: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for record in records:
         job = record["job"]
@@ -447,6 +458,8 @@ def efficiency_ratios(results_dir: Path, k: int = 64) -> pd.DataFrame:
                    learning_rate=job["learning_rate"], seed=job["seed"])
         for reference in ("ppo", "grpo"):
             others = [r for r in by_seed.get((job["split"], reference, job["seed"]), []) if r["job"]["update"] != "paper"]
+            if len(others) > 1 and reference in chosen:  # several settings ran: the reference is the validation choice
+                others = [r for r in others if (r["job"]["update"], r["job"]["learning_rate"]) == chosen[reference]]
             if len(others) == 1:
                 row[f"ratio_vs_{reference}"] = sample_efficiency_ratio(
                     record["result"]["final_probabilities"], others[0]["result"]["final_probabilities"], k
