@@ -489,11 +489,15 @@ def plot(frame: pd.DataFrame, path: Path, split: str = "test") -> None:
         return
     colors = {"maxrl": "tab:blue", "grpo": "tab:orange", "rloo": "tab:green", "ppo": "black"}
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
-    for (method, update, nxg), group in runs.groupby(["method", "update", "split_nxg"]):
+    several_rates = runs.groupby(["method", "update", "split_nxg"])["learning_rate"].nunique().max() > 1
+    for (method, update, nxg, rate), group in runs.groupby(["method", "update", "split_nxg", "learning_rate"]):
         values = group[[f"final_neg_log_pass@{k}" for k in KS]]
+        same = runs[(runs["method"] == method) & (runs["update"] == update) & (runs["split_nxg"] == nxg)]
+        higher_rate = rate > same["learning_rate"].min()  # a second rate of the same settings is dashed
         axis.errorbar(KS, values.mean(), yerr=values.std().fillna(0), color=colors.get(method, "gray"),
-                      linestyle=":" if update == "paper" else "-", marker="o", markersize=3, capsize=2,
-                      label=f"{method} {update} {nxg} (n={len(group)})")
+                      linestyle=":" if update == "paper" else ("--" if higher_rate else "-"),
+                      marker="o", markersize=3, capsize=2,
+                      label=f"{method} {update} {nxg}" + (f" lr {rate:g}" if several_rates else "") + f" (n={len(group)})")
     base = runs[[f"base_neg_log_pass@{k}" for k in KS]].mean()
     axis.plot(KS, base, color="gray", linestyle="--", label="base (BC)")
     axis.set(xscale="log", yscale="log", xlabel="k (samples per maze)", ylabel="-log pass@k (held out, exact)")
