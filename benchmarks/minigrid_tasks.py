@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
-import yaml
 
 from benchmarks.common import write_csv, write_readme_block
+from sb3_maxrl.cli.train import parse_env_kwargs
 from sb3_maxrl.experiments.pipeline import (
     PAPER_ONE_STEP_UPDATE,
     PPO_METHOD,
@@ -301,7 +301,7 @@ def main() -> None:
         changes = dict(QUICK.get(task_id, {})) if args.quick else {}
         changes |= dict(ppo_learned_critic=False) if args.no_ppo_critic else {}
         changes |= PAPER_ONE_STEP_UPDATE if args.paper_update else {}
-        changes |= {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.recipe)}
+        changes |= parse_env_kwargs(args.recipe, flag="--recipe", example="n_groups=2")
         return changes | ({} if args.timesteps is None else dict(timesteps=args.timesteps))
 
     def task_dir(task_id: str) -> Path:

@@ -436,11 +436,15 @@ def _env_kwargs_of_wrappers(env_wrapper: Any, env_id: str) -> dict[str, Any] | N
     return env_kwargs if env_wrapper is not None else None
 
 
-def parse_env_kwargs(pairs: Sequence[str] | None) -> dict[str, Any]:
+def parse_env_kwargs(
+    pairs: Sequence[str] | None, flag: str = "--env-kwargs", example: str = "env_id=MiniGrid-Empty-5x5-v0"
+) -> dict[str, Any]:
     """
     The ``--env-kwargs KEY=VALUE ...`` pairs as a dict, each value read as YAML (``true``, ``8``, ``0.5``, text).
 
     :param pairs: the pairs given (None: none)
+    :param flag: the flag that took them, for the error message
+    :param example: a valid pair, for the error message
     :return: the keyword arguments
     :raises ValueError: for a pair without ``=``
     """
@@ -448,7 +452,7 @@ def parse_env_kwargs(pairs: Sequence[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, separator, value = pair.partition("=")
         if not separator or not key:
-            raise ValueError(f"--env-kwargs {pair!r} is not KEY=VALUE; e.g. --env-kwargs env_id=MiniGrid-Empty-5x5-v0.")
+            raise ValueError(f"{flag} {pair!r} is not KEY=VALUE; e.g. {flag} {example}.")
         env_kwargs[key] = yaml.safe_load(value)
     return env_kwargs
 
